@@ -1,0 +1,345 @@
+"""The ``musicrep`` command: a thin typer app over the stage functions.
+
+Exit codes, for every command: 0 = everything ok; 1 = finished with item
+failures (listed with file and reason); 2 = usage/config error or could not
+run. Errors are one line; ``--log-level debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from musicrep.errors import MusicrepError, UsageError
+from musicrep.sources import Problem, ProgressFn, source_names
+
+logger = logging.getLogger("musicrep")
+
+app = typer.Typer(
+    name="musicrep",
+    help=(
+        "Learn audio representations of music from tags and multilingual text.\n\n"
+        "Stages, in data-flow order: align -> partition -> extract/merge -> "
+        "embed-tags/embed-text/mine-triplets -> train -> embed/evaluate/index/search/serve. "
+        "`musicrep demo` runs every built stage on a generated collection.\n\n"
+        "Exit codes: 0 ok, 1 finished with item failures, 2 usage error or could not run."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_ITEM_FAILURES, EXIT_ERROR = 0, 1, 2
+_SHOWN_PROBLEMS = 20
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Logging level: debug, info, warning, error.")
+    ] = "warning",
+) -> None:
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"must be debug, info, warning or error (got {log_level!r})")
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)], force=True
+    )
+
+
+def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
+    """Wrap a command: its return value is the exit code; errors become one line and exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        try:
+            code = command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except MusicrepError as exc:
+            logger.debug("traceback", exc_info=True)
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            err.print("error: interrupted", markup=False)
+            raise typer.Exit(EXIT_ERROR) from None
+        except Exception as exc:  # a bug: still one line; the traceback with --log-level debug
+            logger.debug("traceback", exc_info=True)
+            err.print(f"error: internal error: {type(exc).__name__}: {exc} "
+                      "(run with --log-level debug for the traceback)", markup=False)
+            raise typer.Exit(EXIT_ERROR) from None
+        raise typer.Exit(code or EXIT_OK)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[ProgressFn]:
+    """A rich progress bar (rate and ETA) on stderr; yields a ``(done, total)`` callback."""
+    columns = [
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=None, rate="")
+
+        def update(done: int, total: int) -> None:
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=done, total=total, rate=f"{speed:.1f}/s" if speed else "")
+
+        yield update
+
+
+def report_problems(problems: list[Problem], where: Path | None) -> None:
+    """Print the first problems, one line each, and where the full list is."""
+    for problem in problems[:_SHOWN_PROBLEMS]:
+        err.print(f"  {problem.file or problem.track_id}: {problem.reason} [{problem.action}]", markup=False)
+    if len(problems) > _SHOWN_PROBLEMS:
+        err.print(f"  ... {len(problems) - _SHOWN_PROBLEMS} more", markup=False)
+    if problems and where is not None:
+        err.print(f"  full list: {where}", markup=False)
+
+
+# --------------------------------------------------------------------------- align
+
+
+@app.command()
+@guarded
+def align(
+    source: Annotated[str, typer.Option(help=f"Collection adapter: {', '.join(source_names())}.")],
+    out: Annotated[Path, typer.Option(help="Output folder for manifest.parquet and manifest_problems.csv.")],
+    audio_root: Annotated[
+        Path | None, typer.Option(help="Audio folder (msd-amg: MSD tree ROOT/t[2]/t[3]/t[4]/tid.mp3; folder; jamendo).")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option(help="msd-amg: msd_amglabels_all.h5 (pandas HDF5, key 'data').")] = None,
+    reviews: Annotated[
+        Path | None, typer.Option(help="msd-amg: album reviews, CSV or JSON lines (artist, album/release, text[, language]).")
+    ] = None,
+    metadata: Annotated[
+        Path | None, typer.Option(help="folder: CSV/JSON-lines metadata (path or track_id, artist, album, title, <tagset> ';'-separated, text).")
+    ] = None,
+    tsv: Annotated[list[Path] | None, typer.Option(help="jamendo: MTG-Jamendo autotagging TSV file(s); repeat the option.")] = None,
+    tracks: Annotated[int | None, typer.Option(help="demo: number of tracks (default 600).")] = None,
+    seed: Annotated[int | None, typer.Option(help="demo: seed (default 0).")] = None,
+    jobs: Annotated[int | None, typer.Option(help="demo: processes that render audio.")] = None,
+    no_audio_check: Annotated[
+        bool, typer.Option("--no-audio-check", help="Do not open audio files (metadata-only runs at scale).")
+    ] = False,
+) -> int:
+    """Align audio, tags and text of a collection into one validated manifest."""
+    from musicrep.align import align as align_collection
+    from musicrep.sources import make_source
+
+    adapter = make_source(
+        source, audio_root=audio_root, labels=labels, reviews=reviews, metadata=metadata,
+        tsv=tsv, tracks=tracks, seed=seed, jobs=jobs,
+    )
+    with progress_bar(f"align {source}") as update:
+        report = align_collection(adapter, out, check_audio=not no_audio_check, on_progress=update)
+    kept = sum(p.action == "kept" for p in report.problems)
+    dropped = len(report.problems) - kept
+    _print(f"{report.manifest_path}: {report.n_tracks} tracks; "
+           f"{dropped} dropped, {kept} kept with a problem")
+    report_problems(report.problems, report.problems_path)
+    return EXIT_ITEM_FAILURES if report.problems else EXIT_OK
+
+
+# --------------------------------------------------------------------------- info
+
+
+@app.command()
+@guarded
+def info(
+    manifest: Annotated[Path, typer.Argument(help="A manifest.parquet written by `musicrep align`.")],
+    top: Annotated[int, typer.Option(help="Most frequent labels shown per tagset.")] = 10,
+    no_audio_check: Annotated[bool, typer.Option("--no-audio-check", help="Do not look for the audio files.")] = False,
+) -> int:
+    """Print what a manifest holds: counts, tagset coverage, top labels, text, languages, durations, formats."""
+    from musicrep.info import manifest_info
+    from musicrep.manifest import read_manifest
+
+    loaded = read_manifest(manifest)
+    summary = manifest_info(loaded, top=top, check_audio=not no_audio_check)
+    _print(f"{manifest}: {summary.n_tracks} tracks, {summary.n_artists} artists, {summary.n_albums} albums; "
+           f"audio root {loaded.audio_root}")
+    table = Table("tagset", "tracks", "share", "labels", "tags/track", title="tagset coverage")
+    for row in summary.coverage.itertuples(index=False):
+        table.add_row(row.tagset, str(row.tracks), f"{row.share:.1%}", str(row.labels), f"{row[4]:.2f}")
+    stdout.print(table)
+    for tagset, counts in summary.top_labels.items():
+        _print(f"top {tagset}: " + ", ".join(f"{label} ({n})" for label, n in counts.items()))
+    share = summary.n_text / summary.n_tracks if summary.n_tracks else 0.0
+    _print(f"text: {summary.n_text} tracks ({share:.1%}); languages: "
+           + ", ".join(f"{k} ({v})" for k, v in summary.languages.items()))
+    _print("durations: " + ", ".join(f"{k} ({v})" for k, v in summary.durations.items())
+           + (f"; not probed {summary.unprobed}" if summary.unprobed else ""))
+    _print("formats: " + ", ".join(f"{k} ({v})" for k, v in summary.formats.items()))
+    if no_audio_check:
+        return EXIT_OK
+    _print(f"missing audio: {len(summary.missing_audio)}")
+    for path in summary.missing_audio[:_SHOWN_PROBLEMS]:
+        err.print(f"  {loaded.audio_file(path)}: audio file missing", markup=False)
+    return EXIT_ITEM_FAILURES if summary.missing_audio else EXIT_OK
+
+
+# --------------------------------------------------------------------------- partition
+
+
+@app.command(name="partition")
+@guarded
+def partition_command(
+    manifest: Annotated[Path, typer.Option(help="manifest.parquet to split.")],
+    out: Annotated[Path, typer.Option(help="Output folder for train.csv, val.csv, test.csv, summary.csv.")],
+    fractions: Annotated[str, typer.Option(help="Train,val,test shares of tracks.")] = "0.8,0.1,0.1",
+    group: Annotated[str, typer.Option(help="Keep each artist|album together, or none.")] = "artist",
+    stratify: Annotated[
+        str, typer.Option(help="Tagset to stratify over; 'auto' = genres if present, else the first; 'none'.")
+    ] = "auto",
+    train_with_text: Annotated[
+        bool, typer.Option("--train-with-text", help="Original rule: groups with reviewed tracks -> train/val, the rest -> test.")
+    ] = False,
+    val_fraction: Annotated[float, typer.Option(help="With --train-with-text: share of reviewed groups in val.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Seed of tie-breaking.")] = 0,
+    from_files: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="Adopt existing splits: original tidfiles or MTG-Jamendo split TSVs (repeat)."),
+    ] = None,
+) -> int:
+    """Split a manifest into leak-free train/val/test partition files (track_id,filename)."""
+    from musicrep.manifest import read_manifest
+    from musicrep.partition import PartitionConfig, adopt_partitions, partition, write_partitions
+
+    loaded = read_manifest(manifest)
+    if from_files:
+        parts = adopt_partitions(loaded, list(from_files))
+    else:
+        config = PartitionConfig(
+            fractions=_parse_fractions(fractions), group=group,
+            stratify=None if stratify == "none" else stratify,
+            train_with_text=train_with_text, val_fraction=val_fraction, seed=seed,
+        )
+        parts = partition(loaded, config)
+    summary = write_partitions(loaded, parts, out)
+    print_summary(summary, parts.stratify)
+    _print(f"wrote {out}/train.csv, val.csv, test.csv, summary.csv")
+    report_problems(parts.problems, out / "partition_problems.csv")
+    return EXIT_ITEM_FAILURES if parts.problems else EXIT_OK
+
+
+def _parse_fractions(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--fractions must be three numbers like 0.8,0.1,0.1 (got {text!r})") from None
+    if len(values) != 3:
+        raise UsageError(f"--fractions must be three numbers like 0.8,0.1,0.1 (got {text!r})")
+    return values  # type: ignore[return-value]
+
+
+def print_summary(summary, stratify: str | None, top: int = 12) -> None:
+    """Print the split summary: totals, leak check, and the stratified label distribution."""
+    table = Table("", "train", "val", "test", "total", title="partitions")
+    for row in summary[summary.tagset == "*"].itertuples(index=False):
+        table.add_row(row.label, str(row.train), str(row.val), str(row.test), str(row.total))
+    if stratify:
+        labels = summary[summary.tagset == stratify].head(top)
+        for row in labels.itertuples(index=False):
+            shares = [f"{getattr(row, s) / row.total:.0%}" if row.total else "-" for s in ("train", "val", "test")]
+            table.add_row(f"{stratify}: {row.label}", *shares, str(row.total))
+    stdout.print(table)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+@guarded
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
+    tracks: Annotated[int, typer.Option(help="Tracks in the generated collection.")] = 600,
+    seed: Annotated[int, typer.Option(help="Seed of the collection and the splits.")] = 0,
+    jobs: Annotated[int | None, typer.Option(help="Processes (default: up to 4).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo finished stages.")] = False,
+) -> int:
+    """Run every stage built so far on the generated demo collection, into one run directory."""
+    from musicrep.pipeline import read_summary, run_demo
+
+    with progress_bar("demo") as update:
+        report = run_demo(out, tracks=tracks, seed=seed, jobs=jobs, force=force,
+                          on_stage=lambda name: logger.info("stage %s", name), on_progress=update)
+    for stage in report.stages:
+        _print(f"{stage.name}: {'already done (skipped)' if stage.skipped else 'done'}")
+    expected = [p for p in report.problems if p.track_id in report.expected]
+    _print(f"problems: {len(expected)} expected (deliberately broken demo files), "
+           f"{len(report.unexpected)} unexpected")
+    for problem in expected:
+        _print(f"  expected: {problem.file}: {problem.reason} "
+               f"({report.expected[problem.track_id]}, {problem.action})")
+    report_problems(report.unexpected, out / "manifest_problems.csv")
+    print_summary(read_summary(out), "genres")
+    _print(f"run directory: {out}")
+    return EXIT_ITEM_FAILURES if report.unexpected else EXIT_OK
+
+
+# --------------------------------------------------------------------------- later stages
+
+_PLANNED = {
+    "extract": "Extract log-mel spectrograms per track (original flags --tidfile --dst --workers --crop --pad --skip --precision).",
+    "merge": "Merge per-track arrays into one memory-mapped store per split, with train statistics.",
+    "embed-tags": "Build TF-IDF + LSI spaces from tagsets (joint and per tagset).",
+    "embed-text": "Build a TF-IDF + LSI space from unstructured multilingual text.",
+    "mine-triplets": "Mine anchor/positive/negative triplets by relatedness in a target space.",
+    "train": "Train an audio encoder from a TOML config.",
+    "embed": "Embed audio with an exported model.",
+    "evaluate": "Evaluate embeddings: retrieval and classification metrics, report.",
+    "index": "Build a vector index of embeddings.",
+    "search": "Query a vector index.",
+    "serve": "Serve search over HTTP with a web page.",
+    "run": "Run every stage of a TOML config into one run directory.",
+}
+
+
+def _planned(name: str, summary: str) -> None:
+    def command(ctx: typer.Context) -> int:
+        raise UsageError(f"`musicrep {name}` is not built yet ({summary})")
+
+    command.__doc__ = f"{summary} [not built yet: exits 2]"
+    app.command(
+        name=name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(guarded(command))
+
+
+for _name, _summary in _PLANNED.items():
+    _planned(_name, _summary)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _print(text: str) -> None:
+    stdout.print(text, markup=False)
+
+
+def main() -> None:
+    """Entry point of the ``musicrep`` script."""
+    app()

@@ -1,0 +1,189 @@
+"""Run directories: stages that remember they are done (``musicrep demo``, later ``run``).
+
+Each finished stage writes ``RUN/done/<stage>.json`` with the hash of its
+configuration (which includes the hashes of the stages it reads from), so a
+re-run skips it while nothing upstream changed, and ``force`` redoes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from musicrep.align import MANIFEST_FILE, PROBLEMS_FILE, align
+from musicrep.fileio import atomic_path, ensure_dir, write_json
+from musicrep.manifest import read_manifest
+from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, write_partitions
+from musicrep.sources import Problem, ProgressFn
+from musicrep.sources.demo import DemoSource, plan_collection
+
+logger = logging.getLogger(__name__)
+
+DONE_DIR = "done"
+
+
+@dataclass
+class StageResult:
+    """One stage of a run: whether it ran or was skipped, and its config hash."""
+
+    name: str
+    config_hash: str
+    skipped: bool
+
+
+@dataclass
+class RunReport:
+    """What a run did and what went wrong."""
+
+    run_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    expected: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unexpected(self) -> list[Problem]:
+        """Problems that the demo did not plant on purpose."""
+        return [p for p in self.problems if p.track_id not in self.expected]
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Stable SHA-256 of a JSON-serializable configuration."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_done(run_dir: Path, stage: str, digest: str, outputs: list[str]) -> bool:
+    """True when ``stage`` finished with this config hash and its outputs exist."""
+    marker = run_dir / DONE_DIR / f"{stage}.json"
+    if not marker.is_file() or not all((run_dir / o).exists() for o in outputs):
+        return False
+    try:
+        return json.loads(marker.read_text()).get("config_hash") == digest
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def mark_done(run_dir: Path, stage: str, digest: str, config: dict[str, Any]) -> None:
+    """Record that ``stage`` finished."""
+    write_json(
+        {"stage": stage, "config_hash": digest, "config": config,
+         "finished": datetime.now(UTC).isoformat(timespec="seconds")},
+        run_dir / DONE_DIR / f"{stage}.json",
+    )
+
+
+def run_stage(
+    run_dir: Path, stage: str, config: dict[str, Any], outputs: list[str],
+    work: Callable[[], None], *, force: bool,
+) -> StageResult:
+    """Run ``work`` unless the stage is already done with the same config."""
+    digest = config_hash(config)
+    if not force and is_done(run_dir, stage, digest, outputs):
+        logger.info("stage %s: already done, skipped", stage)
+        return StageResult(stage, digest, skipped=True)
+    marker = run_dir / DONE_DIR / f"{stage}.json"
+    if marker.exists():
+        marker.unlink()
+    work()
+    mark_done(run_dir, stage, digest, config)
+    return StageResult(stage, digest, skipped=False)
+
+
+def run_demo(
+    out_dir: str | Path,
+    *,
+    tracks: int = 600,
+    seed: int = 0,
+    jobs: int | None = None,
+    force: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> RunReport:
+    """Run every stage built so far on a fresh demo collection.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The run directory (layout in DESIGN.md).
+    tracks, seed, jobs
+        Demo collection size, seed and rendering processes.
+    force : bool
+        Redo stages even when done.
+    on_stage : callable, optional
+        Called with a stage name when it starts.
+    on_progress : callable, optional
+        ``(done, total)`` within a stage.
+    """
+    run_dir = ensure_dir(out_dir)
+    report = RunReport(run_dir=run_dir)
+    source = DemoSource(tracks=tracks, seed=seed) if jobs is None else DemoSource(tracks, seed, jobs)
+    align_config = {"source": "demo", "tracks": tracks, "seed": seed}
+    partition_config = PartitionConfig(seed=seed)
+    _write_run_config(run_dir, {"align": align_config, "partition": _partition_dict(partition_config)})
+
+    if on_stage:
+        on_stage("align")
+    aligned = run_stage(
+        run_dir, "align", align_config, [MANIFEST_FILE, PROBLEMS_FILE],
+        lambda: align(source, run_dir, on_progress=on_progress), force=force,
+    )
+    report.stages.append(aligned)
+    manifest = read_manifest(run_dir / MANIFEST_FILE)
+    report.problems = _read_problems(run_dir / PROBLEMS_FILE)
+    plan, _ = plan_collection(tracks, seed)
+    report.expected = {t.track_id: t.defect for t in plan if t.defect}
+
+    if on_stage:
+        on_stage("partition")
+    config = {**_partition_dict(partition_config), "upstream": aligned.config_hash}
+    outputs = [f"partitions/{s}.csv" for s in SPLITS] + ["partitions/summary.csv"]
+    report.stages.append(run_stage(
+        run_dir, "partition", config, outputs,
+        lambda: write_partitions(manifest, partition(manifest, partition_config), run_dir / "partitions"),
+        force=force or not aligned.skipped,
+    ))
+    return report
+
+
+def read_summary(run_dir: str | Path) -> pd.DataFrame:
+    """The partition summary of a run directory."""
+    return pd.read_csv(Path(run_dir) / "partitions" / SUMMARY_FILE, keep_default_na=False)
+
+
+def _partition_dict(config: PartitionConfig) -> dict[str, Any]:
+    return {"fractions": list(config.fractions), "group": config.group, "stratify": config.stratify,
+            "train_with_text": config.train_with_text, "val_fraction": config.val_fraction,
+            "seed": config.seed}
+
+
+def _read_problems(path: Path) -> list[Problem]:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return [Problem(r.track_id, r.file, r.reason, r.action) for r in frame.itertuples(index=False)]
+
+
+def _write_run_config(run_dir: Path, sections: dict[str, dict[str, Any]]) -> None:
+    """Write ``RUN/config.toml``: the configuration that produced the run."""
+    lines = ["# written by musicrep: the configuration that produced this run", ""]
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+        lines.append("")
+    with atomic_path(run_dir / "config.toml") as tmp:
+        tmp.write_text("\n".join(lines))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
