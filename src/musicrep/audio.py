@@ -81,4 +81,8 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     message = text[-1] if text else type(exc).__name__
-    return message.split(": ", 1)[-1] if "Error opening" in message else message
+    message = message.split(": ", 1)[-1] if "Error opening" in message else message
+    # libsndfile says "does not exist" for an existing file whose format it cannot recognise
+    if "does not exist or is not a regular file" in message or "Format not recognised" in message:
+        return "format not recognised"
+    return message.rstrip(".")

@@ -113,7 +113,8 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
 def report_problems(problems: list[Problem], where: Path | None) -> None:
     """Print the first problems, one line each, and where the full list is."""
     for problem in problems[:_SHOWN_PROBLEMS]:
-        err.print(f"  {problem.file or problem.track_id}: {problem.reason} [{problem.action}]", markup=False)
+        where_ = ": ".join(x for x in (problem.file, problem.track_id) if x)
+        err.print(f"  {where_}: {problem.reason} [{problem.action}]", markup=False)
     if len(problems) > _SHOWN_PROBLEMS:
         err.print(f"  ... {len(problems) - _SHOWN_PROBLEMS} more", markup=False)
     if problems and where is not None:

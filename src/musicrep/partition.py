@@ -190,7 +190,8 @@ def _stratified_groups(
         present.data[:] = 1.0
         row_rarity = present.multiply(1.0 / rarity[None, :]).tocsr()
         rarest[nonempty] = np.asarray(row_rarity[nonempty].argmax(axis=1)).ravel()
-    rarest_total = np.where(rarest >= 0, label_totals[np.maximum(rarest, 0)], np.inf)
+    rarest_total = np.full(n_groups, np.inf)
+    rarest_total[rarest >= 0] = label_totals[rarest[rarest >= 0]]
     order = np.lexsort((rng.random(n_groups), -sizes, rarest_total))
 
     assignment = np.zeros(n_groups, dtype=np.int8)

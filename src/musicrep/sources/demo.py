@@ -170,9 +170,10 @@ def plan_collection(n_tracks: int, seed: int) -> tuple[list[DemoTrack], dict]:
     tracks: list[DemoTrack] = []
     reviews: dict[tuple[str, str], list[tuple[str, str]]] = {}
     artist_index = 0
+    artists: set[str] = set()
     while len(tracks) < n_tracks:
         genre = genre_names[genre_order[artist_index % len(genre_names)]]
-        artist = _name(rng, 2).title()
+        artist = _unique_name(rng, artists)
         signature = _artist_signature(rng)
         for _ in range(int(rng.integers(1, 3))):
             album = _name(rng, 3).title()
@@ -214,6 +215,16 @@ def _add_reviews(rng, reviews, artist, album, genre, styles, moods) -> None:
         text = write_review(rng, language=str(language), artist=artist, album=album,
                             genre=genre, styles=styles, moods=moods)
         reviews.setdefault((artist, album), []).append((str(language), text))
+
+
+def _unique_name(rng: np.random.Generator, taken: set[str]) -> str:
+    """An artist name not used yet (two syllables, more when those run out)."""
+    for attempt in range(1000):
+        name = _name(rng, 2 + attempt // 100).title()
+        if name not in taken:
+            taken.add(name)
+            return name
+    raise RuntimeError("no free artist name")  # unreachable: 20**4 names at 4 syllables
 
 
 def _name(rng: np.random.Generator, syllables: int) -> str:
@@ -310,7 +321,41 @@ def _render_one(job: tuple[DemoTrack, Path]) -> str:
                 y = np.zeros_like(y)
             container, subtype = _SF_FORMATS[track.format]
             sf.write(tmp, y, track.sample_rate, format=container, subtype=subtype)
+            if container == "OGG":
+                tmp.write_bytes(fix_ogg_serial(tmp.read_bytes(), serial=track.seed))
             if track.defect == "truncated":
                 data = tmp.read_bytes()
                 tmp.write_bytes(data[: max(64, len(data) * 2 // 5)])
     return track.track_id
+
+
+def _ogg_crc_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        crc = i << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else (crc << 1)
+        table[i] = crc & 0xFFFFFFFF
+    return table
+
+
+def fix_ogg_serial(data: bytes, *, serial: int) -> bytes:
+    """Give every Ogg page the same stream serial and recompute its CRC.
+
+    libsndfile draws a random serial per file, so Ogg files would differ
+    byte-wise between runs; a fixed serial makes the demo byte-deterministic.
+    """
+    table = [int(v) for v in _ogg_crc_table()]
+    out = bytearray(data)
+    pos = 0
+    while pos + 27 <= len(out) and out[pos:pos + 4] == b"OggS":
+        n_segments = out[pos + 26]
+        size = 27 + n_segments + sum(out[pos + 27:pos + 27 + n_segments])
+        out[pos + 14:pos + 18] = (serial & 0xFFFFFFFF).to_bytes(4, "little")
+        out[pos + 22:pos + 26] = b"\0\0\0\0"
+        crc = 0
+        for byte in out[pos:pos + size]:
+            crc = ((crc << 8) & 0xFFFFFFFF) ^ table[((crc >> 24) ^ byte) & 0xFF]
+        out[pos + 22:pos + 26] = crc.to_bytes(4, "little")
+        pos += size
+    return bytes(out)

@@ -111,8 +111,9 @@ def write_review(
         only through synonyms of the language.
     """
     sentences = []
-    for style in styles:
-        template = rng.choice(_STYLE_SENTENCES[language])
+    for number, style in enumerate(styles):
+        # the first style sentence always names artist and album: the cross-language anchors
+        template = _STYLE_SENTENCES[language][0] if number == 0 else rng.choice(_STYLE_SENTENCES[language])
         sentences.append(template.format(artist=artist, album=album, style=style))
     for mood in moods:
         words = MOOD_WORDS[mood][language]

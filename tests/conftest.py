@@ -1,0 +1,74 @@
+"""Shared fixtures: one small demo collection for the whole session, and CLI helpers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from musicrep.align import AlignReport, align
+from musicrep.manifest import Manifest, read_manifest
+from musicrep.sources.demo import DemoSource
+
+DEMO_TRACKS = 100
+DEMO_SEED = 0
+
+
+@dataclass
+class DemoCollection:
+    """The session's demo collection, aligned."""
+
+    root: Path
+    report: AlignReport
+    manifest: Manifest
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCollection:
+    """100 demo tracks (files over 14 s, every kind of broken file), aligned once per session."""
+    root = tmp_path_factory.mktemp("demo")
+    report = align(DemoSource(tracks=DEMO_TRACKS, seed=DEMO_SEED, jobs=2), root)
+    return DemoCollection(root=root, report=report, manifest=read_manifest(report.manifest_path))
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path) -> CliResult:
+    """Run ``musicrep`` in-process (fast) and capture its output."""
+    from musicrep.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def run_musicrep(*args: str | Path, timeout: float = 300) -> CliResult:
+    """Run the installed ``musicrep`` script as a user would, in a subprocess."""
+    script = Path(sys.executable).parent / "musicrep"
+    proc = subprocess.run([str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_tone(path: Path, *, seconds: float = 1.0, sr: int = 22050, channels: int = 1,
+               freq: float = 440.0) -> Path:
+    """Write a real audio file (format from the extension) holding a sine tone."""
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * freq * t)
+    y = np.stack([y] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subtype = {"mp3": "MPEG_LAYER_III", "ogg": "VORBIS"}.get(path.suffix.lstrip("."))
+    sf.write(path, y, sr, subtype=subtype)
+    return path
