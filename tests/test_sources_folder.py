@@ -54,6 +54,7 @@ def test_metadata_json_lines_problems(tmp_path, folder):
         {"path": "Artist One/02 Über.wav", "track_id": "dup", "tags_styles": "c"},
         {"track_id": "ghost", "tags_styles": "x"},
         {"path": "b/missing.wav", "track_id": "gone", "tags_styles": "y"},
+        {"path": "b/song.ogg", "track_id": "bad id/../x", "tags_styles": "z"},
     ]
     meta.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = run_cli("align", "--source", "folder", "--audio-root", folder, "--metadata", meta,
@@ -63,7 +64,7 @@ def test_metadata_json_lines_problems(tmp_path, folder):
     assert "duplicate track id" in problems.loc["dup", "reason"]
     assert problems.loc["ghost", "reason"] == "no audio file for this track_id"
     assert problems.loc["gone", "reason"] == "audio file missing"
-    assert "no row in meta.jsonl" in " ".join(problems.reason)  # b/song.ogg has no row
+    assert problems.loc["bad id/../x", "reason"] == "unsafe track id"
     frame = read_manifest(tmp_path / "out" / "manifest.parquet").frame
     assert list(frame.track_id) == ["dup"]
 
@@ -98,3 +99,12 @@ def test_unwritable_output_fails_before_work(tmp_path, folder):
     result = run_cli("align", "--source", "folder", "--audio-root", folder, "--out", blocker / "sub")
     assert result.exit_code == 2
     assert "cannot create output directory" in result.stderr
+
+
+def test_files_without_a_metadata_row_are_listed(tmp_path, folder):
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"path": ["b/song.ogg"], "genres": ["pop"]}).to_csv(meta, index=False)
+    report = align(make_source("folder", audio_root=folder, metadata=meta), tmp_path / "out")
+    assert {p.file: p.reason for p in report.problems} == {
+        "Artist One/01 Intro.flac": "no row in meta.csv", "Artist One/02 Über.wav": "no row in meta.csv"}
+    assert report.n_tracks == 1

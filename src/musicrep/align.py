@@ -19,9 +19,9 @@ from musicrep.audio import MISSING, format_from_path, probe
 from musicrep.errors import AudioError
 from musicrep.fileio import ensure_dir, write_csv
 from musicrep.manifest import (
+    TRACK_ID_PATTERN,
     Manifest,
     conform_frame,
-    is_safe_track_id,
     normalize_tag_columns,
     write_manifest,
 )
@@ -114,7 +114,7 @@ def clean_records(
     frame["text"] = frame["text"].str.strip()
 
     keep = np.ones(len(frame), dtype=bool)
-    safe = frame["track_id"].map(is_safe_track_id).to_numpy()
+    safe = frame["track_id"].str.fullmatch(TRACK_ID_PATTERN).to_numpy(dtype=bool)
     for i in np.flatnonzero(~safe):
         problems.append(Problem(frame.at[i, "track_id"], frame.at[i, "audio_path"], "unsafe track id"))
     keep &= safe
@@ -134,8 +134,9 @@ def clean_records(
     if check_audio:
         keep &= _probe_audio(frame, records.audio_root, keep, problems, on_progress)
     else:
-        empty = frame["format"] == ""
-        frame.loc[empty, "format"] = frame.loc[empty, "audio_path"].map(format_from_path)
+        empty = (frame["format"] == "").to_numpy()
+        suffix = frame.loc[empty, "audio_path"].str.extract(r"\.([^./]+)$", expand=False)
+        frame.loc[empty, "format"] = suffix.fillna("").str.lower().to_numpy(dtype=object)
 
     frame = frame[keep].sort_values("track_id", kind="stable").reset_index(drop=True)
     problems.sort(key=lambda p: (p.track_id, p.reason))

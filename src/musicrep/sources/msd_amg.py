@@ -90,7 +90,8 @@ def read_labels(path: Path) -> pd.DataFrame:
 def _strings(table: pd.DataFrame, column: str) -> np.ndarray:
     if column not in table.columns:
         return np.full(len(table), "", dtype=object)
-    return np.array([text_cell(v) for v in table[column].to_numpy(dtype=object)], dtype=object)
+    values = pd.Series(table[column].to_numpy(dtype=object))
+    return values.fillna("").astype(str).str.strip().to_numpy(dtype=object)
 
 
 def _join_reviews(frame: pd.DataFrame, path: Path, problems: list[Problem]) -> None:
