@@ -22,9 +22,9 @@ from musicrep.manifest import (
     TRACK_ID_PATTERN,
     Manifest,
     conform_frame,
-    normalize_tag_columns,
     write_manifest,
 )
+from musicrep.memory import paused_gc
 from musicrep.sources import Problem, ProgressFn, Source, SourceRecords
 
 logger = logging.getLogger(__name__)
@@ -78,8 +78,9 @@ def align(
     AlignReport
     """
     out = ensure_dir(out_dir)
-    records = source.collect(out, on_progress=on_progress)
-    frame, problems = clean_records(records, check_audio=check_audio, on_progress=on_progress)
+    with paused_gc():
+        records = source.collect(out, on_progress=on_progress)
+        frame, problems = clean_records(records, check_audio=check_audio, on_progress=on_progress)
     manifest = Manifest(frame=frame, tagsets=records.tagsets, audio_root=records.audio_root)
     manifest_path = write_manifest(manifest, out / MANIFEST_FILE)
     problems_path = out / PROBLEMS_FILE
@@ -108,8 +109,7 @@ def clean_records(
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Normalize, check and filter a source's records; return the frame and problems."""
     problems = list(records.problems)
-    frame = conform_frame(records.frame, records.tagsets)
-    normalize_tag_columns(frame, records.tagsets)
+    frame = conform_frame(records.frame, records.tagsets, normalize_tags=True)
     frame["language"] = frame["language"].str.strip().str.lower()
     frame["text"] = frame["text"].str.strip()
 

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
 from pathlib import Path
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from musicrep.errors import InputError
 from musicrep.fileio import atomic_path
+from musicrep.memory import paused_gc
 
 SCHEMA_VERSION = 1
 TRACK_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -130,11 +131,13 @@ def tracks_to_frame(tracks: Sequence[Track], tagsets: Sequence[str]) -> pd.DataF
     return conform_frame(pd.DataFrame(columns), tagsets)
 
 
-def conform_frame(frame: pd.DataFrame, tagsets: Sequence[str]) -> pd.DataFrame:
+def conform_frame(frame: pd.DataFrame, tagsets: Sequence[str], *, normalize_tags: bool = False) -> pd.DataFrame:
     """Give ``frame`` exactly the manifest columns and dtypes, in order.
 
     Missing string columns become empty strings, missing header fields become
-    nulls, and every tag cell becomes a list of strings.
+    nulls, and every tag cell becomes a list of strings (NaN or None: empty);
+    with ``normalize_tags`` each tag is also normalized (:func:`normalize_tag`),
+    empty tags dropped and duplicates within a cell removed.
     """
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for name in _STRING_COLUMNS:
@@ -145,21 +148,19 @@ def conform_frame(frame: pd.DataFrame, tagsets: Sequence[str]) -> pd.DataFrame:
     for name in ("sample_rate", "channels"):
         values = frame[name] if name in frame else pd.Series([None] * len(frame))
         out[name] = pd.array(pd.to_numeric(values, errors="coerce"), dtype="Int64")
+    clean = _tag_cleaner() if normalize_tags else list
     for tagset in tagsets:
         column = tag_column(tagset)
-        values = frame[column] if column in frame else pd.Series([None] * len(frame))
-        out[column] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in values]
+        values = frame[column].to_numpy(dtype=object) if column in frame else [None] * len(frame)
+        out[column] = [clean(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in values]
     return out[list(BASE_COLUMNS) + [tag_column(t) for t in tagsets]]
 
 
-def normalize_tag_columns(frame: pd.DataFrame, tagsets: Sequence[str]) -> None:
-    """Normalize every tag in place, once per distinct tag (fast at MSD scale).
-
-    Empty tags are dropped and duplicates within a cell removed, keeping order.
-    """
+def _tag_cleaner() -> Callable[[Sequence[str]], list[str]]:
+    """A tag-list normalizer that normalizes each distinct tag once (fast at MSD scale)."""
     cache: dict[str, str] = {}
 
-    def clean(tags: list[str]) -> list[str]:
+    def clean(tags: Sequence[str]) -> list[str]:
         out: list[str] = []
         for tag in tags:
             norm = cache.get(tag)
@@ -169,9 +170,7 @@ def normalize_tag_columns(frame: pd.DataFrame, tagsets: Sequence[str]) -> None:
                 out.append(norm)
         return out
 
-    for tagset in tagsets:
-        column = tag_column(tagset)
-        frame[column] = [clean(tags) for tags in frame[column]]
+    return clean
 
 
 @dataclass
@@ -288,9 +287,10 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     tagsets = json.loads(metadata[b"musicrep.tagsets"])
     root = Path(metadata[b"musicrep.audio_root"].decode())
     audio_root = root if root.is_absolute() else (source.parent / root)
-    frame = table.to_pandas()
-    validate_frame(frame, tagsets, source=str(source))
-    frame = conform_frame(frame, tagsets)
+    with paused_gc():
+        frame = table.to_pandas()
+        validate_frame(frame, tagsets, source=str(source))
+        frame = conform_frame(frame, tagsets)
     return Manifest(frame=frame, tagsets=tagsets, audio_root=audio_root.resolve(), path=source)
 
 
