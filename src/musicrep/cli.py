@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -62,9 +62,8 @@ def _main(
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise typer.BadParameter(f"must be debug, info, warning or error (got {log_level!r})")
-    logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)], force=True
-    )
+    # plain one-line records on stderr: warnings stay greppable and never wrap
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
 
 
 def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
@@ -302,14 +301,121 @@ def demo(
     return EXIT_ITEM_FAILURES if report.unexpected else EXIT_OK
 
 
+# --------------------------------------------------------------------------- targets
+
+
+def _read_partition(tidfile: Path) -> list[str]:
+    from musicrep.partition import read_track_ids
+
+    return read_track_ids(tidfile)
+
+
+def _report_spaces(report, what: str) -> int:
+    for folder in report.spaces:
+        from musicrep.targets.space import load_space
+
+        space = load_space(folder)
+        _print(f"{folder}: {len(space.ids)} vectors x {space.model.dims} dims, vocabulary "
+               f"{len(space.model.vocabulary)}, {len(space.missing)} tracks without {what}, space_id {space.space_id[:12]}")
+    if report.unknown_train_ids:
+        err.print(f"  {len(report.unknown_train_ids)} partition id(s) not in the manifest, e.g. "
+                  f"{', '.join(report.unknown_train_ids[:5])}", markup=False)
+        return EXIT_ITEM_FAILURES
+    return EXIT_OK
+
+
+@app.command(name="embed-tags")
+@guarded
+def embed_tags_command(
+    manifest: Annotated[Path, typer.Option(help="manifest.parquet.")],
+    tidfile: Annotated[Path, typer.Option("--tidfile", "--partition", help="Partition the spaces are fitted on (train.csv); every track is projected.")],
+    out: Annotated[Path, typer.Option(help="Output folder: joint/ and one folder per tagset.")],
+    tagsets: Annotated[str | None, typer.Option(help="Comma-separated tagsets (default: all in the manifest).")] = None,
+    dims: Annotated[int, typer.Option(help="LSI dimensions (capped by the vocabulary).")] = 340,
+    min_tag_count: Annotated[int, typer.Option(help="Drop tags used by fewer training tracks (listed in dropped_tags.csv).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the randomized SVD.")] = 0,
+) -> int:
+    """Build TF-IDF + LSI tag spaces: one joint space over all tagsets and one per tagset."""
+    from musicrep.manifest import read_manifest
+    from musicrep.targets.tags import embed_tags
+
+    loaded = read_manifest(manifest)
+    report = embed_tags(loaded, _read_partition(tidfile), out, dims=dims, min_tag_count=min_tag_count, seed=seed,
+                        tagsets=[t.strip() for t in tagsets.split(",") if t.strip()] if tagsets else None)
+    return _report_spaces(report, "tags")
+
+
+@app.command(name="embed-text")
+@guarded
+def embed_text_command(
+    manifest: Annotated[Path, typer.Option(help="manifest.parquet.")],
+    tidfile: Annotated[Path, typer.Option("--tidfile", "--partition", help="Partition the space is fitted on (train.csv); every track is projected.")],
+    out: Annotated[Path, typer.Option(help="Output folder: text/.")],
+    dims: Annotated[int, typer.Option(help="LSI dimensions (capped by the vocabulary).")] = 300,
+    min_df: Annotated[int, typer.Option(help="Drop terms in fewer distinct training texts.")] = 2,
+    max_df: Annotated[float, typer.Option(help="Drop terms in more than this share of training texts.")] = 0.5,
+    max_features: Annotated[int, typer.Option(help="Keep at most this many terms.")] = 200_000,
+    stop_words: Annotated[bool, typer.Option("--stop-words/--no-stop-words", help="Remove the shipped stop words of the languages present.")] = True,
+    char_ngrams: Annotated[str | None, typer.Option(help="Character n-grams of words instead of words, e.g. 3,5.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the randomized SVD.")] = 0,
+) -> int:
+    """Build a TF-IDF + LSI space from unstructured multilingual text (no translation, no download)."""
+    from musicrep.manifest import read_manifest
+    from musicrep.targets.text import embed_text
+
+    ngrams = None
+    if char_ngrams:
+        try:
+            low, high = (int(v) for v in char_ngrams.split(","))
+        except ValueError:
+            raise UsageError(f"--char-ngrams must be two integers like 3,5 (got {char_ngrams!r})") from None
+        ngrams = (low, high)
+    report = embed_text(read_manifest(manifest), _read_partition(tidfile), out, dims=dims, min_df=min_df,
+                        max_df=max_df, max_features=max_features, stop_words=stop_words, char_ngrams=ngrams,
+                        seed=seed)
+    return _report_spaces(report, "text")
+
+
+@app.command(name="mine-triplets")
+@guarded
+def mine_triplets_command(
+    space: Annotated[Path, typer.Option(help="A space folder (e.g. targets/joint or targets/text).")],
+    tidfile: Annotated[Path, typer.Option("--tidfile", "--partition", help="Partition of anchors and candidates (train.csv).")],
+    out: Annotated[Path, typer.Option(help="Output triplets.parquet.")],
+    pos: Annotated[float, typer.Option(help="Positive: cosine >= this.")] = 0.90,
+    neg: Annotated[float, typer.Option(help="Negative: the most similar track below this cosine.")] = 0.85,
+    max_pos: Annotated[int, typer.Option(help="Positives per anchor, at most.")] = 10,
+    exclude_same_artist: Annotated[bool, typer.Option("--exclude-same-artist", help="Never pair an anchor with its own artist.")] = False,
+    manifest: Annotated[Path | None, typer.Option(help="Manifest for artists (default: the one the space was built from).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random draws among equally related tracks.")] = 0,
+) -> int:
+    """Mine anchor/positive/negative triplets by cosine relatedness in a target space."""
+    from musicrep.manifest import read_manifest
+    from musicrep.targets.space import load_space
+    from musicrep.targets.triplets import MiningConfig, mine_triplets, unmatched_path
+
+    loaded = load_space(space)
+    artists = None
+    if exclude_same_artist:
+        source = manifest or loaded.params.get("manifest")
+        if not source:
+            raise UsageError("--exclude-same-artist needs --manifest")
+        frame = read_manifest(source).frame
+        artists = frame.set_index("track_id")["artist"]
+    config = MiningConfig(pos=pos, neg=neg, max_pos=max_pos, exclude_same_artist=exclude_same_artist, seed=seed)
+    with progress_bar("mine") as update:
+        report = mine_triplets(loaded, _read_partition(tidfile), out, config, artists=artists, on_progress=update)
+    _print(f"{out}: {report.n_triplets} triplets; {report.n_anchors} anchors over {report.n_unique} unique vectors; "
+           f"{report.n_with_positive} anchors have a positive, {len(report.unmatched)} have no triplet "
+           f"(listed in {unmatched_path(Path(out))})")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- later stages
 
 _PLANNED = {
     "extract": "Extract log-mel spectrograms per track (original flags --tidfile --dst --workers --crop --pad --skip --precision).",
     "merge": "Merge per-track arrays into one memory-mapped store per split, with train statistics.",
-    "embed-tags": "Build TF-IDF + LSI spaces from tagsets (joint and per tagset).",
-    "embed-text": "Build a TF-IDF + LSI space from unstructured multilingual text.",
-    "mine-triplets": "Mine anchor/positive/negative triplets by relatedness in a target space.",
     "train": "Train an audio encoder from a TOML config.",
     "embed": "Embed audio with an exported model.",
     "evaluate": "Evaluate embeddings: retrieval and classification metrics, report.",

@@ -1,0 +1,54 @@
+"""The text space (SAC 2020): TF-IDF + LSI over unstructured multilingual text.
+
+No translation and no downloaded model: the space is language-agnostic by
+co-occurrence (names, style terms and shared vocabulary tie languages
+together). Tokens are Unicode words, case- and accent-folded; the shipped
+stop-word lists of the languages present are removed; ``max_df`` drops what
+is left of function words; character n-grams are optional.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from musicrep.errors import UsageError
+from musicrep.fileio import ensure_dir
+from musicrep.manifest import Manifest
+from musicrep.targets.analyzers import TextAnalyzer, stop_words_for
+from musicrep.targets.space import build_space
+from musicrep.targets.tags import SpacesReport, train_mask
+
+TEXT = "text"
+
+
+def embed_text(
+    manifest: Manifest, train_ids: list[str], out_dir: str | Path, *, dims: int = 300, min_df: int = 2,
+    max_df: float = 0.5, max_features: int | None = 200_000, stop_words: bool = True,
+    char_ngrams: tuple[int, int] | None = None, seed: int = 0,
+) -> SpacesReport:
+    """Build the ``text`` space from the manifest's ``text`` column, fitted on the training tracks.
+
+    Parameters
+    ----------
+    min_df, max_df, max_features
+        Vocabulary caps: terms in fewer than ``min_df`` distinct training texts,
+        or in more than ``max_df`` of them, are dropped; at most ``max_features`` terms.
+    stop_words : bool
+        Remove the shipped stop words of the languages present in the manifest.
+    char_ngrams : (low, high), optional
+        Use character n-grams of words instead of words.
+    """
+    frame = manifest.frame
+    if not (frame["text"].str.strip() != "").any():
+        raise UsageError(f"{manifest.path}: no track has text")
+    if not 0 < max_df <= 1:
+        raise UsageError(f"--max-df must be in (0, 1] (got {max_df})")
+    out = ensure_dir(out_dir)
+    train, unknown = train_mask(manifest, train_ids)
+    languages = sorted({lang for lang in frame["language"] if lang})
+    analyzer = TextAnalyzer(stop_words=stop_words_for(languages) if stop_words else [], char_ngrams=char_ngrams)
+    params = {"min_df": min_df, "max_df": max_df, "max_features": max_features, "languages": languages,
+              "seed": seed, "manifest": str(manifest.path.resolve()) if manifest.path else None}
+    folder = build_space(frame, train, analyzer, out_dir=out, name=TEXT, dims=dims, fit_unique=True,
+                         min_df=min_df, max_df=max_df, max_features=max_features, seed=seed, params=params)
+    return SpacesReport(spaces=[folder], unknown_train_ids=unknown)
