@@ -17,9 +17,6 @@ Usage: ``python bench/align_partition.py [--tracks N] [--out DIR]``
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,21 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common import measure, measure_cli
+
 TAGSET_SIZES = {"genres": (21, 1, 2), "styles": (900, 0, 4), "moods": (180, 0, 6), "themes": (70, 0, 2)}
-
-_MEASURE = r"""
-import json, resource, sys, time
-start = time.perf_counter()
-code = 0
-try:
-    {body}
-except SystemExit as exc:
-    code = exc.code or 0
-elapsed = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-print("MEASURE " + json.dumps({{"seconds": elapsed, "peak_gb": peak, "exit": code}}), file=sys.stderr)
-"""
-
 
 def zipf_lists(rng: np.random.Generator, n: int, vocab: list[str], low: int, high: int) -> list:
     """One list of Zipf-distributed tags per track, NaN where a track has none."""
@@ -82,16 +67,6 @@ def write_labels(path: Path, n_tracks: int, seed: int = 0) -> None:
         frame.to_hdf(path, key="data", format="fixed")
 
 
-def measure(body: str) -> dict:
-    """Run ``body`` in a fresh interpreter; return seconds, peak RSS (GB) and exit code."""
-    script = _MEASURE.format(body=body.replace("\n", "\n    "))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    line = next((x for x in proc.stderr.splitlines() if x.startswith("MEASURE ")), None)
-    if line is None:
-        raise RuntimeError(f"benchmark step failed:\n{proc.stderr[-2000:]}")
-    return json.loads(line[len("MEASURE "):])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=1_000_000)
@@ -104,13 +79,11 @@ def main() -> None:
         write_labels(labels, args.tracks)
         print(f"wrote {labels} ({args.tracks:,} tracks, {labels.stat().st_size / 1e6:.0f} MB) "
               f"in {time.perf_counter() - start:.0f} s")
-    cli = "from musicrep.cli import main; sys.argv = {argv!r}; main()"
     reference = measure(f"import pandas as pd\npd.read_hdf({str(labels)!r}, key='data')")
-    align = measure(cli.format(argv=["musicrep", "align", "--source", "msd-amg", "--labels", str(labels),
-                                     "--audio-root", str(args.out / "audio"), "--no-audio-check",
-                                     "--out", str(args.out / "run")]))
-    partition = measure(cli.format(argv=["musicrep", "partition", "--manifest", str(args.out / "run/manifest.parquet"),
-                                         "--out", str(args.out / "run/partitions")]))
+    align = measure_cli(["align", "--source", "msd-amg", "--labels", str(labels), "--audio-root",
+                         str(args.out / "audio"), "--no-audio-check", "--out", str(args.out / "run")])
+    partition = measure_cli(["partition", "--manifest", str(args.out / "run/manifest.parquet"),
+                             "--out", str(args.out / "run/partitions")])
     print(f"{'step':<34}{'seconds':>9}{'peak RSS GB':>13}  target")
     print(f"{'reference: pandas.read_hdf alone':<34}{reference['seconds']:>9.1f}{reference['peak_gb']:>13.2f}")
     for name, result in (("musicrep align --no-audio-check", align), ("musicrep partition", partition)):

@@ -14,7 +14,7 @@ from musicrep.align import AlignReport, align
 from musicrep.manifest import Manifest, read_manifest
 from musicrep.sources.demo import DemoSource
 
-DEMO_TRACKS = 100
+DEMO_TRACKS = 120
 DEMO_SEED = 0
 
 
@@ -29,7 +29,7 @@ class DemoCollection:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCollection:
-    """100 demo tracks (files over 14 s, every kind of broken file), aligned once per session."""
+    """120 demo tracks (files over 14 s, every kind of broken file), aligned once per session."""
     root = tmp_path_factory.mktemp("demo")
     report = align(DemoSource(tracks=DEMO_TRACKS, seed=DEMO_SEED, jobs=2), root)
     return DemoCollection(root=root, report=report, manifest=read_manifest(report.manifest_path))

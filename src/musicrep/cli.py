@@ -297,6 +297,9 @@ def demo(
                f"({report.expected[problem.track_id]}, {problem.action})")
     report_problems(report.unexpected, out / "manifest_problems.csv")
     print_summary(read_summary(out), "genres")
+    mined = report.triplets
+    _print(f"triplets ({mined['space']} space): {mined['triplets']} from {mined['anchors']} train anchors over "
+           f"{mined['unique_vectors']} unique target vectors; {mined['anchors_with_positive']} anchors have a positive")
     _print(f"run directory: {out}")
     return EXIT_ITEM_FAILURES if report.unexpected else EXIT_OK
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,18 @@ import pandas as pd
 from musicrep.align import MANIFEST_FILE, PROBLEMS_FILE, align
 from musicrep.fileio import atomic_path, ensure_dir, write_json
 from musicrep.manifest import read_manifest
-from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, write_partitions
+from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, read_track_ids, write_partitions
 from musicrep.sources import Problem, ProgressFn
 from musicrep.sources.demo import DemoSource, plan_collection
+from musicrep.targets.space import load_space
+from musicrep.targets.tags import embed_tags
+from musicrep.targets.text import embed_text
+from musicrep.targets.triplets import MiningConfig, mine_triplets
 
 logger = logging.getLogger(__name__)
 
 DONE_DIR = "done"
+TRIPLET_SPACE = "joint"  # the CBMI 2019 multi-label embedding
 
 
 @dataclass
@@ -47,6 +52,7 @@ class RunReport:
     stages: list[StageResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     expected: dict[str, str] = field(default_factory=dict)
+    triplets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def unexpected(self) -> list[Problem]:
@@ -144,11 +150,45 @@ def run_demo(
         on_stage("partition")
     config = {**_partition_dict(partition_config), "upstream": aligned.config_hash}
     outputs = [f"partitions/{s}.csv" for s in SPLITS] + ["partitions/summary.csv"]
-    report.stages.append(run_stage(
+    parted = run_stage(
         run_dir, "partition", config, outputs,
         lambda: write_partitions(manifest, partition(manifest, partition_config), run_dir / "partitions"),
         force=force or not aligned.skipped,
+    )
+    report.stages.append(parted)
+    train_ids = read_track_ids(run_dir / "partitions" / "train.csv")
+
+    if on_stage:
+        on_stage("targets")
+    targets_dir = run_dir / "targets"
+    spaces = ["joint", *manifest.tagsets, "text"]
+
+    def build_targets() -> None:
+        embed_tags(manifest, train_ids, targets_dir, seed=seed)
+        embed_text(manifest, train_ids, targets_dir, seed=seed)
+
+    targeted = run_stage(
+        run_dir, "targets", {"dims_tags": 340, "dims_text": 300, "seed": seed, "upstream": parted.config_hash},
+        [f"targets/{name}/model.json" for name in spaces], build_targets, force=force or not parted.skipped,
+    )
+    report.stages.append(targeted)
+
+    if on_stage:
+        on_stage("triplets")
+    mining = MiningConfig(seed=seed)
+
+    def mine() -> None:
+        result = mine_triplets(load_space(targets_dir / TRIPLET_SPACE), train_ids,
+                               targets_dir / "triplets.parquet", mining, on_progress=on_progress)
+        write_json({"space": TRIPLET_SPACE, "anchors": result.n_anchors, "unique_vectors": result.n_unique,
+                    "anchors_with_positive": result.n_with_positive, "triplets": result.n_triplets},
+                   targets_dir / "triplets_summary.json")
+
+    report.stages.append(run_stage(
+        run_dir, "triplets", {"space": TRIPLET_SPACE, **asdict(mining), "upstream": targeted.config_hash},
+        ["targets/triplets.parquet", "targets/triplets_summary.json"], mine, force=force or not targeted.skipped,
     ))
+    report.triplets = json.loads((targets_dir / "triplets_summary.json").read_text())
     return report
 
 

@@ -30,47 +30,55 @@ TAGSETS = ["genres", "styles", "moods", "themes"]
 
 GENRES: dict[str, dict] = {
     "rock": dict(tempo=(110, 140), drums="rock", lead="guitar", bass="bass", pad=False,
-                 density=2, distortion=2.5, brightness=3000.0),
+                 density=2, distortion=2.5, brightness=1.1),
     "electronic": dict(tempo=(122, 132), drums="four", lead="synth", bass="square", pad=True,
-                       density=4, distortion=0.0, brightness=3400.0),
+                       density=4, distortion=0.0, brightness=1.2),
     "jazz": dict(tempo=(100, 170), drums="swing", lead="piano", bass="bass", pad=False,
-                 density=2, distortion=0.0, brightness=2600.0, swing=0.3),
+                 density=2, distortion=0.0, brightness=0.95, swing=0.3),
     "classical": dict(tempo=(60, 96), drums="none", lead="strings", bass="none", pad=True,
-                      density=1, distortion=0.0, brightness=2400.0),
+                      density=1, distortion=0.0, brightness=0.9),
     "hip hop": dict(tempo=(80, 96), drums="hiphop", lead="keys", bass="sub", pad=False,
-                    density=1, distortion=0.0, brightness=2200.0, syncopation=0.4),
+                    density=1, distortion=0.0, brightness=0.85, syncopation=0.4),
     "folk": dict(tempo=(90, 120), drums="shaker", lead="pluck", bass="bass", pad=False,
-                 density=2, distortion=0.0, brightness=2800.0),
+                 density=2, distortion=0.0, brightness=1.0),
 }
 
 STYLES: dict[str, tuple[str, dict]] = {
-    "hard rock": ("rock", dict(distortion=5.0, brightness=3400.0)),
+    "hard rock": ("rock", dict(distortion=5.0, brightness=1.25)),
     "punk": ("rock", dict(tempo=(160, 190), distortion=4.0, syncopation=0.0)),
     "indie rock": ("rock", dict(distortion=1.2, detune_cents=18.0, syncopation=0.25)),
     "techno": ("electronic", dict(tempo=(128, 136), pad=False, lead="square")),
     "ambient": ("electronic", dict(tempo=(70, 90), drums="none", density=1, reverb=0.5)),
     "drum and bass": ("electronic", dict(tempo=(168, 176), drums="break", bass="sub")),
     "bebop": ("jazz", dict(tempo=(180, 220), density=4)),
-    "smooth jazz": ("jazz", dict(tempo=(80, 96), lead="sax", brightness=2200.0)),
-    "baroque": ("classical", dict(lead="harpsichord", density=4, brightness=3400.0)),
+    "smooth jazz": ("jazz", dict(tempo=(80, 96), lead="sax", brightness=0.8)),
+    "baroque": ("classical", dict(lead="harpsichord", density=4, brightness=1.2)),
     "romantic": ("classical", dict(tempo=(56, 72), reverb=0.4)),
     "boom bap": ("hip hop", dict(swing=0.2, noise=0.02)),
     "trap": ("hip hop", dict(tempo=(136, 148), drums="trap")),
     "celtic": ("folk", dict(lead="strings", density=3, pad=True)),
     "singer-songwriter": ("folk", dict(drums="none", density=1, syncopation=0.3)),
-    "bluegrass": ("folk", dict(tempo=(130, 160), density=4, brightness=3000.0)),
+    "bluegrass": ("folk", dict(tempo=(130, 160), density=4, brightness=1.1)),
 }
 
 MOODS: dict[str, dict] = {
-    "happy": dict(minor=False, brightness=1.4, loudness_db=-15.0, tempo=1.1, root=5),
-    "sad": dict(minor=True, brightness=0.4, loudness_db=-29.0, tempo=0.8, root=-5),
-    "aggressive": dict(minor=True, brightness=2.2, loudness_db=-11.0, tempo=1.15, distortion=2.0),
-    "calm": dict(minor=False, brightness=0.55, loudness_db=-26.0, tempo=0.85),
-    "dark": dict(minor=True, brightness=0.25, loudness_db=-20.0, tempo=0.95, root=-12),
-    "uplifting": dict(minor=False, brightness=1.8, loudness_db=-13.0, tempo=1.05, root=7),
-    "dreamy": dict(minor=False, brightness=0.7, loudness_db=-23.0, tempo=0.9, tremolo=3.0,
-                   reverb=0.6),
-    "tense": dict(minor=True, brightness=1.1, loudness_db=-18.0, tempo=1.0, tremolo=9.0),
+    # brightness: cutoff in Hz; eq: the mood's production colour (see demo_synth._equalize)
+    "happy": dict(minor=False, brightness=3500.0, loudness_db=-15.0, tempo=1.1, root=5, drum_level=1.2,
+                  eq=(4.0, -3.0, 2.0, 0.0)),
+    "sad": dict(minor=True, brightness=1000.0, loudness_db=-29.0, tempo=0.8, root=-5, drum_level=0.35,
+                eq=(-5.0, 2.0, 3.0, -2.0)),
+    "aggressive": dict(minor=True, brightness=5500.0, loudness_db=-11.0, tempo=1.15, distortion=2.0,
+                       drum_level=1.6, eq=(6.0, 3.0, -3.0, 2.0)),
+    "calm": dict(minor=False, brightness=1400.0, loudness_db=-26.0, tempo=0.85, drum_level=0.4,
+                 eq=(-3.0, -3.0, 0.0, 3.0)),
+    "dark": dict(minor=True, brightness=700.0, loudness_db=-20.0, tempo=0.95, root=-12, drum_level=0.8,
+                 eq=(-6.0, 4.0, -2.0, 0.0)),
+    "uplifting": dict(minor=False, brightness=4500.0, loudness_db=-13.0, tempo=1.05, root=7, drum_level=1.3,
+                      eq=(3.0, 4.0, 3.0, -2.0)),
+    "dreamy": dict(minor=False, brightness=1800.0, loudness_db=-23.0, tempo=0.9, tremolo=3.0, reverb=0.6,
+                   drum_level=0.5, eq=(-2.0, -4.0, 4.0, 2.0)),
+    "tense": dict(minor=True, brightness=2700.0, loudness_db=-18.0, tempo=1.0, tremolo=9.0, drum_level=1.0,
+                  eq=(1.0, -2.0, -4.0, 4.0)),
 }
 
 THEMES: dict[str, dict] = {
@@ -165,11 +173,14 @@ def plan_collection(n_tracks: int, seed: int) -> tuple[list[DemoTrack], dict]:
     reviews : dict[(artist, album), list[(language, text)]]
     """
     rng = np.random.default_rng([seed, 0])
+    text_rng = np.random.default_rng([seed, 2])  # its own stream: review changes leave the audio alone
     genre_names = list(GENRES)
     genre_order = rng.permutation(len(genre_names))
     tracks: list[DemoTrack] = []
     reviews: dict[tuple[str, str], list[tuple[str, str]]] = {}
     artist_index = 0
+    album_index = 0
+    mood_order = [str(m) for m in rng.permutation(list(MOODS))]
     artists: set[str] = set()
     while len(tracks) < n_tracks:
         genre = genre_names[genre_order[artist_index % len(genre_names)]]
@@ -179,9 +190,14 @@ def plan_collection(n_tracks: int, seed: int) -> tuple[list[DemoTrack], dict]:
             album = _name(rng, 3).title()
             own_styles = [s for s, (g, _) in STYLES.items() if g == genre]
             styles = list(rng.choice(own_styles, size=int(rng.integers(1, 3)), replace=False))
-            album_moods = list(rng.choice(list(MOODS), size=int(rng.integers(1, 3)), replace=False))
+            # the primary mood cycles through all moods so that every collection is balanced
+            primary = mood_order[album_index % len(mood_order)]
+            album_index += 1
+            extra = [str(m) for m in rng.choice([m for m in MOODS if m != primary], size=int(rng.integers(0, 2)),
+                                                  replace=False)]
+            album_moods = [primary, *extra]
             has_styles = rng.random() < 0.9
-            _add_reviews(rng, reviews, artist, album, genre, styles, album_moods)
+            _add_reviews(text_rng, reviews, artist, album, genre, styles, album_moods)
             for number in range(int(rng.integers(2, 6))):
                 if len(tracks) >= n_tracks:
                     break
@@ -208,7 +224,7 @@ def plan_collection(n_tracks: int, seed: int) -> tuple[list[DemoTrack], dict]:
 
 def _add_reviews(rng, reviews, artist, album, genre, styles, moods) -> None:
     draw = rng.random()
-    if draw < 0.3:
+    if draw < 0.2:
         return
     n_languages = 2 if draw > 0.8 else 1
     for language in rng.choice(LANGUAGES, size=n_languages, replace=False):
@@ -233,10 +249,10 @@ def _name(rng: np.random.Generator, syllables: int) -> str:
 
 def _artist_signature(rng: np.random.Generator) -> dict:
     return dict(
-        formant_hz=float(rng.uniform(400, 3000)), formant_gain=float(rng.uniform(0.1, 0.6)),
+        formant_hz=float(rng.uniform(400, 3000)), formant_gain=float(rng.uniform(0.05, 0.3)),
         tilt=float(rng.uniform(-0.1, 0.1)), detune_cents=float(rng.uniform(0, 10)),
         reverb=float(rng.uniform(0.05, 0.25)), pan=float(rng.uniform(-0.5, 0.5)),
-        root=int(rng.integers(52, 64)),
+        root=int(rng.integers(55, 61)),
     )
 
 
@@ -255,7 +271,11 @@ def _sound(rng, genre: str, style: str, mood: str, themes: list[str], signature:
 
 
 def _apply(params: dict, key: str, change: object) -> None:
-    """Moods and themes scale tempo/brightness/distortion, shift root/loudness, set the rest."""
+    """Moods and themes scale tempo/distortion, shift root/loudness, set the rest.
+
+    Brightness is the mood's cutoff in Hz times the genre's and style's factors,
+    so a mood sounds alike across genres.
+    """
     if key in ("tempo", "brightness"):
         params[key] *= change
     elif key == "distortion":

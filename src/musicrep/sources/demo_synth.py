@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.signal import fftconvolve
 
 _TABLE_SIZE = 2048
@@ -72,6 +73,8 @@ class Sound:
     tilt: float
     detune_cents: float
     pan: float
+    drum_level: float = 1.0
+    eq: tuple[float, ...] = ()  # cosine coefficients (dB) of a gain curve over log frequency
 
 
 def synthesize(sound: Sound, *, duration: float, sr: int, channels: int, seed: int) -> np.ndarray:
@@ -133,6 +136,8 @@ def synthesize(sound: Sound, *, duration: float, sr: int, channels: int, seed: i
     if sound.reverb > 0:
         left, right = _reverb(left, rng, sr, sound.reverb), _reverb(right, rng, sr, sound.reverb)
 
+    if sound.eq:
+        left, right = _equalize(left, sr, sound.eq), _equalize(right, sr, sound.eq)
     stereo = np.stack([left, right], axis=1)
     rms = np.sqrt(np.mean(stereo**2)) + 1e-12
     stereo *= 10 ** (sound.loudness_db / 20) / rms
@@ -251,7 +256,7 @@ def _render_drums(
                 if start >= n:
                     continue
                 stop = min(n, start + len(shot))
-                accent = level * (0.8 + 0.2 * rng.random())
+                accent = sound.drum_level * level * (0.8 + 0.2 * rng.random())
                 left[start:stop] += accent * np.sqrt(0.5 - pan / 2) * shot[: stop - start]
                 right[start:stop] += accent * np.sqrt(0.5 + pan / 2) * shot[: stop - start]
 
@@ -269,3 +274,17 @@ def _reverb(x: np.ndarray, rng: np.random.Generator, sr: int, amount: float) -> 
     impulse /= np.sqrt(np.sum(impulse**2))
     wet = fftconvolve(x, impulse)[: len(x)]
     return (1 - amount) * x + amount * wet
+
+
+def _equalize(x: np.ndarray, sr: int, coefficients: tuple[float, ...]) -> np.ndarray:
+    """Apply a smooth gain curve: sum of cosines (dB) over log frequency, 50 Hz to 11 kHz.
+
+    The production colour of a mood (dark = heavy lows, bright = airy highs)
+    that shapes the whole spectral envelope, not only its slope.
+    """
+    n_fft = sp_fft.next_fast_len(len(x), real=True)  # odd lengths with large prime factors are slow
+    spectrum = sp_fft.rfft(x, n=n_fft)
+    freqs = sp_fft.rfftfreq(n_fft, 1.0 / sr)
+    position = np.clip(np.log(np.maximum(freqs, 50.0) / 50.0) / np.log(11025.0 / 50.0), 0.0, 1.0)
+    gain_db = 1.4 * sum(c * np.cos(np.pi * (k + 1) * position) for k, c in enumerate(coefficients))
+    return sp_fft.irfft(spectrum * 10 ** (gain_db / 20), n=n_fft)[: len(x)]

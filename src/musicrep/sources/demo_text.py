@@ -65,31 +65,21 @@ _MOOD_SENTENCES = {
            "Un disco {mood} de {genre}."],
 }
 _FILLER = {
-    "en": ["The album was recorded over three weeks in a small studio.",
-           "The cover art shows an old photograph of a harbour.",
-           "It was released on a small independent label.",
-           "The band toured extensively after the release.",
-           "Liner notes thank a long list of friends and family.",
-           "The vinyl edition comes with a printed lyric sheet."],
-    "de": ["Das Album wurde in drei Wochen in einem kleinen Studio aufgenommen.",
-           "Das Cover zeigt eine alte Fotografie eines Hafens.",
-           "Es erschien bei einem kleinen unabhängigen Label.",
-           "Nach der Veröffentlichung ging die Band lange auf Tournee.",
-           "Im Booklet wird einer langen Liste von Freunden gedankt.",
-           "Die Vinylausgabe enthält ein gedrucktes Textblatt."],
-    "fr": ["L'album a été enregistré en trois semaines dans un petit studio.",
-           "La pochette montre une vieille photographie d'un port.",
-           "Il est sorti sur un petit label indépendant.",
-           "Le groupe a beaucoup tourné après la sortie.",
-           "Le livret remercie une longue liste d'amis et de proches.",
-           "L'édition vinyle contient une feuille de paroles imprimée."],
-    "es": ["El álbum se grabó en tres semanas en un pequeño estudio.",
-           "La portada muestra una vieja fotografía de un puerto.",
-           "Se publicó en un pequeño sello independiente.",
-           "La banda hizo una larga gira tras el lanzamiento.",
-           "Las notas agradecen a una larga lista de amigos y familiares.",
-           "La edición en vinilo incluye una hoja con las letras."],
+    # proper nouns (studios, producers, cities, labels) are drawn per review, as in real reviews
+    "en": ["Recorded at {place} Studio with producer {name}.", "Released by {label} Records in {place}.",
+           "{name} designed the cover."],
+    "de": ["Aufgenommen im Studio {place} mit Produzent {name}.", "Erschienen bei {label} Records in {place}.",
+           "{name} gestaltete das Cover."],
+    "fr": ["Enregistré au studio {place} avec le producteur {name}.", "Publié par {label} Records à {place}.",
+           "{name} a dessiné la pochette."],
+    "es": ["Grabado en el estudio {place} con el productor {name}.", "Publicado por {label} Records en {place}.",
+           "{name} diseñó la portada."],
 }
+_SYLLABLES = ["bra", "ke", "lun", "mo", "tri", "vas", "zel", "dor", "quin", "pa", "ste", "gru", "fi", "wen"]
+
+
+def _proper_noun(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4)))).title()
 
 
 def write_review(
@@ -112,16 +102,19 @@ def write_review(
     """
     sentences = []
     for number, style in enumerate(styles):
-        # the first style sentence always names artist and album: the cross-language anchors
-        template = _STYLE_SENTENCES[language][0] if number == 0 else rng.choice(_STYLE_SENTENCES[language])
-        sentences.append(template.format(artist=artist, album=album, style=style))
+        # the first sentence always names artist and album: cross-language anchors; each style is named twice
+        first = 0 if number == 0 else int(rng.integers(1, 3))
+        second = 2 if first == 1 else 1
+        for template in (_STYLE_SENTENCES[language][first], _STYLE_SENTENCES[language][second]):
+            sentences.append(template.format(artist=artist, album=album, style=style))
     for mood in moods:
         words = MOOD_WORDS[mood][language]
         first, second = rng.choice(len(words), size=2, replace=False)
         template = rng.choice(_MOOD_SENTENCES[language])
         sentences.append(template.format(mood=words[first], mood2=words[second],
                                          genre=GENRE_WORDS[genre][language]))
-    n_filler = int(rng.integers(1, 4))
-    sentences += list(rng.choice(_FILLER[language], size=n_filler, replace=False))
+    for template in rng.choice(_FILLER[language], size=int(rng.integers(1, 3)), replace=False):
+        sentences.append(str(template).format(place=_proper_noun(rng), name=_proper_noun(rng),
+                                              label=_proper_noun(rng)))
     order = rng.permutation(len(sentences))
     return " ".join(sentences[i] for i in order)
