@@ -211,3 +211,27 @@ def test_cli_targets(spaces, demo, tmp_path):
     assert "anchors have a positive" in result.stdout and (tmp_path / "trip.parquet").is_file()
     result = run_cli("mine-triplets", "--space", tmp_path / "nowhere", "--tidfile", train, "--out", tmp_path / "x")
     assert result.exit_code == 2 and "space folder not found" in result.stderr
+
+
+def test_spaces_on_an_msd_amg_manifest(tmp_path):
+    from musicrep.align import align
+    from musicrep.manifest import read_manifest
+    from musicrep.sources import make_source
+    from test_sources_msd_amg import IDS, write_labels
+
+    labels = write_labels(tmp_path / "msd_amglabels_all.h5")
+    reviews = tmp_path / "reviews.csv"
+    pd.DataFrame({"artist": ["Casual", "Kim Band"], "release": ["Fear Itself", "Blue"],
+                  "text": ["A brooding, gloomy record.", "Playful jazz, brooding too."]}).to_csv(reviews, index=False)
+    report = align(make_source("msd-amg", labels=labels, audio_root=tmp_path, reviews=reviews), tmp_path / "run",
+                   check_audio=False)
+    manifest = read_manifest(report.manifest_path)
+    train = list(manifest.frame.track_id)
+    tags = embed_tags(manifest, train, tmp_path / "targets")
+    assert [p.name for p in tags.spaces] == ["joint", "genres", "styles", "moods", "themes"]
+    joint = load_space(tmp_path / "targets" / "joint")
+    assert set(joint.ids) == {IDS[0], IDS[1], IDS[3]}
+    embed_text(manifest, train, tmp_path / "targets", min_df=1, max_df=1.0)
+    text = load_space(tmp_path / "targets" / "text")
+    assert set(text.ids) == {IDS[0], IDS[1], IDS[3]}  # IDS[3] shares the album review of IDS[0]
+    assert np.allclose(text.vectors[list(text.ids).index(IDS[0])], text.vectors[list(text.ids).index(IDS[3])])

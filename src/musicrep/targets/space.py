@@ -121,18 +121,22 @@ def fit_lsi(
         vocabulary[column] = term
     # randomized SVD allows as many components as terms (arpack would need one fewer)
     limit = min(len(vocabulary), matrix.shape[0])
-    if limit < 2:
+    if limit < 1:
         raise UsageError(f"{name}: vocabulary of {len(vocabulary)} term(s) over {matrix.shape[0]} document(s) "
                          "is too small for a space")
     if dims > limit:
         logger.warning("%s: --dims %d capped to %d (vocabulary %d terms, %d training documents)",
                        name, dims, limit, len(vocabulary), matrix.shape[0])
         dims = limit
-    svd = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=7, random_state=seed)
-    svd.fit(matrix)
+    if len(vocabulary) == 1:  # a one-term space is one axis (TruncatedSVD needs two terms)
+        components = np.ones((1, 1), dtype=np.float32)
+        singular_values = np.array([np.sqrt(matrix.multiply(matrix).sum())], dtype=np.float32)
+    else:
+        svd = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=7, random_state=seed)
+        svd.fit(matrix)
+        components, singular_values = svd.components_, svd.singular_values_
     return LsiModel(analyzer=analyzer, vocabulary=vocabulary, idf=vectorizer.idf_.astype(np.float64),
-                    components=svd.components_.astype(np.float32),
-                    singular_values=svd.singular_values_.astype(np.float32))
+                    components=components.astype(np.float32), singular_values=singular_values.astype(np.float32))
 
 
 @dataclass
