@@ -10,7 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
+import soxr
 
 from musicrep.errors import AudioError
 
@@ -86,3 +88,60 @@ def _reason(exc: BaseException) -> str:
     if "does not exist or is not a regular file" in message or "Format not recognised" in message:
         return "format not recognised"
     return message.rstrip(".")
+
+
+def to_stereo(y: np.ndarray) -> np.ndarray:
+    """Two channels from any layout (``(channels, n)`` or ``(n,)``).
+
+    Mono is duplicated; more than two channels are mixed down: left is the
+    mean of the even-numbered channels (0, 2, ...), right of the odd ones.
+    """
+    if y.ndim == 1:
+        return np.stack([y, y])
+    if y.shape[0] == 1:
+        return np.concatenate([y, y])
+    if y.shape[0] == 2:
+        return y
+    return np.stack([y[0::2].mean(axis=0), y[1::2].mean(axis=0)]).astype(y.dtype)
+
+
+def load(path: str | os.PathLike[str], *, sr: int = 22050) -> np.ndarray:
+    """Decode a whole file as float32 and resample it (soxr HQ), as ``librosa.load(sr=sr, mono=False)``.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(2, n)], float32
+
+    Raises
+    ------
+    AudioError
+        Missing, empty, unreadable or undecodable file.
+    """
+    file = Path(path)
+    probe(file)  # one clear message for missing, empty or unrecognised files
+    try:
+        data, native_sr = sf.read(str(file), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(str(file), f"cannot decode ({_reason(exc)})") from exc
+    if data.shape[0] == 0:
+        raise AudioError(str(file), "no samples decoded")
+    y = data.T
+    if native_sr != sr:
+        n_out = int(np.ceil(y.shape[1] * sr / native_sr))
+        y = soxr.resample(y.T, native_sr, sr, quality="soxr_hq").T
+        y = _fix_length(np.ascontiguousarray(y, dtype=np.float32), n_out)
+    return to_stereo(y)
+
+
+def _fix_length(y: np.ndarray, size: int) -> np.ndarray:
+    if y.shape[1] >= size:
+        return y[:, :size]
+    return np.pad(y, ((0, 0), (0, size - y.shape[1])))
+
+
+def segment(y: np.ndarray, *, sr: int = 22050, long_after: float = 14.0, start: float = 3.0,
+            stop: float = 14.0, short_length: float = 11.0) -> np.ndarray:
+    """The original segment rule: 3-14 s if strictly longer than 14 s, else the first 11 s."""
+    if y.shape[-1] > int(long_after * sr):
+        return y[..., int(start * sr):int(stop * sr)]
+    return y[..., :int(short_length * sr)]

@@ -414,10 +414,59 @@ def mine_triplets_command(
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- features
+
+
+@app.command(name="extract")
+@guarded
+def extract_command(
+    tidfile: Annotated[Path, typer.Option(help="Partition file of track ids (CSV with header track_id,filename).")],
+    dst: Annotated[Path, typer.Option(help="Directory for the per-track features.")],
+    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+    crop: Annotated[bool, typer.Option("--crop", help="Keep the first 880 frames of longer audio.")] = False,
+    pad: Annotated[bool, typer.Option("--pad", help="Pad shorter audio to 880 frames.")] = False,
+    skip: Annotated[bool, typer.Option("--skip", help="Skip tracks already extracted (resume a run).")] = False,
+    precision: Annotated[int, typer.Option(help="Store as 16- or 32-bit float.")] = 32,
+    audio_root: Annotated[Path | None, typer.Option(help="Folder the tidfile's filenames are relative to.")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Take audio paths from this manifest instead of the tidfile.")] = None,
+    preset: Annotated[str, typer.Option(help="Front-end parameters: original (22,050 Hz, n_fft 1024, hop 256, 128 Slaney mels).")] = "original",
+    pad_value: Annotated[str, typer.Option(help="Padded frames: floor (-80 dB) or original (0 dB, as the original script).")] = "floor",
+    allow_failures: Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when tracks failed.")] = False,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="Logging level (as the original flag).")] = None,
+) -> int:
+    """Extract log-mel spectrograms per track (the original melspecs_extract.py flags)."""
+    from musicrep.extract import ExtractConfig, extract, read_tidfile
+    from musicrep.manifest import read_manifest
+
+    if log_level is not None:
+        _main(log_level)
+    if preset != "original":
+        raise UsageError(f"--preset must be original (got {preset!r})")
+    tracks = read_tidfile(tidfile)
+    root = audio_root
+    if manifest is not None:
+        loaded = read_manifest(manifest)
+        paths = {t: str(loaded.audio_file(p)) for t, p in zip(loaded.frame.track_id, loaded.frame.audio_path,
+                                                                 strict=True)}
+        tracks = tracks.assign(filename=tracks.track_id.map(paths).fillna(""))
+        root = None
+    elif root is None:
+        root = tidfile.parent
+    config = ExtractConfig(crop=crop, pad=pad, precision=precision, pad_value=pad_value, preset=preset)
+    with progress_bar("extract") as update:
+        report = extract(tracks, dst, config, audio_root=root, workers=workers, skip=skip, on_progress=update)
+    _print(f"{dst}: {report.count('ok')} extracted, {report.count('skipped')} skipped, "
+           f"{report.count('failed')} failed (log: {dst / 'extract_log.csv'})")
+    for result in report.failed[:_SHOWN_PROBLEMS]:
+        err.print(f"  {result.track_id}: {result.message}", markup=False)
+    if len(report.failed) > _SHOWN_PROBLEMS:
+        err.print(f"  ... {len(report.failed) - _SHOWN_PROBLEMS} more", markup=False)
+    return EXIT_ITEM_FAILURES if report.failed and not allow_failures else EXIT_OK
+
+
 # --------------------------------------------------------------------------- later stages
 
 _PLANNED = {
-    "extract": "Extract log-mel spectrograms per track (original flags --tidfile --dst --workers --crop --pad --skip --precision).",
     "merge": "Merge per-track arrays into one memory-mapped store per split, with train statistics.",
     "train": "Train an audio encoder from a TOML config.",
     "embed": "Embed audio with an exported model.",

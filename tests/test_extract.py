@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from musicrep.audio import segment
+from musicrep.extract import ExtractConfig, extract_features
+from musicrep.store import read_track, track_path
+
+
+def librosa_reference(path) -> np.ndarray:
+    """The original pipeline with today's librosa: whole-file decode, segment, mel, dB per channel."""
+    y, _ = librosa.load(path, sr=22050, mono=False)
+    if y.ndim == 1:
+        y = np.stack([y, y])
+    y = segment(y)
+    mel = librosa.feature.melspectrogram(y=y, sr=22050, n_fft=1024, hop_length=256, n_mels=128)
+    db = np.stack([librosa.power_to_db(mel[c], ref=np.max) for c in range(2)])
+    return db.transpose(1, 2, 0)
+
+
+def _playable(demo):
+    frame = demo.manifest.frame
+    bad = set(demo.report.expected_problems)
+    return frame[~frame.track_id.isin(bad) & frame.duration.notna()]
+
+
+def test_parity_with_librosa_on_every_format_rate_and_channel_count(demo):
+    frame = _playable(demo)
+    chosen = frame.groupby(["format", "sample_rate", "channels"]).head(1)
+    assert set(chosen.format) == {"wav", "flac", "ogg", "mp3"}
+    assert len(chosen) >= 12
+    long_and_short = {True: 0, False: 0}
+    for row in chosen.itertuples():
+        path = demo.manifest.audio_file(row.audio_path)
+        reference = librosa_reference(path)
+        ours, silent = extract_features(path, ExtractConfig())
+        assert not silent and ours.dtype == np.float32
+        assert ours.shape == reference.shape
+        if row.duration > 14.1:
+            assert ours.shape == (128, 948, 2)  # the 3-14 s segment
+        assert np.abs(ours - reference).max() < 0.01, (row.format, row.sample_rate, row.channels)
+        half, _ = extract_features(path, ExtractConfig(precision=16))
+        assert half.dtype == np.float16
+        np.testing.assert_array_equal(half, ours.astype(np.float16))
+        # against the reference cast to float16: equal but where the two float32 values straddle a rounding step
+        gap = np.abs(half.astype(np.float32) - reference.astype(np.float16).astype(np.float32))
+        assert (gap == 0).mean() > 0.98 and gap.max() <= 0.0625
+        long_and_short[row.duration > 14] += 1
+    assert all(long_and_short.values())
+
+
+def test_crop_pad_and_pad_value(demo):
+    frame = _playable(demo)
+    short = frame[frame.duration < 10].iloc[0]
+    path = demo.manifest.audio_file(short.audio_path)
+    natural, _ = extract_features(path, ExtractConfig())
+    padded, _ = extract_features(path, ExtractConfig(crop=True, pad=True))
+    assert padded.shape == (128, 880, 2) and natural.shape[1] < 880
+    assert (padded[:, natural.shape[1]:] == -80).all()
+    np.testing.assert_array_equal(padded[:, : natural.shape[1]], natural)
+    original, _ = extract_features(path, ExtractConfig(crop=True, pad=True, pad_value="original"))
+    assert (original[:, natural.shape[1]:] == 0).all()
+    long = frame[frame.duration > 14].iloc[0]
+    cropped, _ = extract_features(demo.manifest.audio_file(long.audio_path), ExtractConfig(crop=True, pad=True))
+    assert cropped.shape == (128, 880, 2)
+
+
+def test_extract_cli_accounts_for_every_track(demo, tmp_path):
+    frame = demo.manifest.frame
+    kinds = {k: t for t, k in demo.report.expected_problems.items()}
+    picked = frame[frame.track_id.isin([kinds["empty"], kinds["not audio"], kinds["silent"], kinds["short"]])]
+    good = _playable(demo).head(3)
+    tid = pd.concat([good, picked])[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
+    tid = pd.concat([tid, pd.DataFrame({"track_id": ["gone"], "filename": ["nowhere/gone.mp3"]})])
+    tid.to_csv(tmp_path / "train.csv", index=False)
+    dst = tmp_path / "features"
+    result = run_cli("extract", "--tidfile", tmp_path / "train.csv", "--audio-root", demo.manifest.audio_root,
+                     "--dst", dst, "--crop", "--pad", "--workers", "2")
+    assert result.exit_code == 1
+    log = pd.read_csv(dst / "extract_log.csv", keep_default_na=False).set_index("track_id")
+    assert sorted(log.index) == sorted(tid.track_id)  # every track exactly once
+    assert log.loc[kinds["empty"], "message"] == "empty file"
+    assert log.loc[kinds["not audio"], "message"] == "not a readable audio file (format not recognised)"
+    assert log.loc["gone", "message"] == "audio file missing"
+    assert log.loc[kinds["silent"]].tolist() == ["ok", "silent"]
+    assert (read_track(dst, kinds["silent"]) == -80).all()
+    assert log.loc[kinds["short"], "status"] == "ok"
+    assert not np.isnan(read_track(dst, kinds["short"])).any()
+    assert not list(dst.rglob("*.tmp"))
+    assert len(list((dst / "logs").glob("extract-*.csv"))) == 1
+
+    again = run_cli("extract", "--tidfile", tmp_path / "train.csv", "--audio-root", demo.manifest.audio_root,
+                    "--dst", dst, "--crop", "--pad", "--skip", "--allow-failures")
+    assert again.exit_code == 0
+    log = pd.read_csv(dst / "extract_log.csv", keep_default_na=False).set_index("track_id")
+    assert (log.loc[good.track_id, "status"] == "skipped").all()
+    other = run_cli("extract", "--tidfile", tmp_path / "train.csv", "--audio-root", demo.manifest.audio_root,
+                    "--dst", dst, "--skip", "--precision", "16")
+    assert other.exit_code == 2 and "other parameters: crop was True, now False" in other.stderr
+
+
+def test_extract_bad_inputs(demo, tmp_path):
+    noheader = tmp_path / "tids.csv"
+    noheader.write_text("demo000-000001,a/b.mp3\n")
+    result = run_cli("extract", "--tidfile", noheader, "--dst", tmp_path / "f")
+    assert result.exit_code == 2 and "no header with track_id and filename" in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    ok = tmp_path / "ok.csv"
+    pd.DataFrame({"track_id": ["a"], "filename": ["a.wav"]}).to_csv(ok, index=False)
+    result = run_cli("extract", "--tidfile", ok, "--dst", blocker / "sub")
+    assert result.exit_code == 2 and "cannot create output directory" in result.stderr
+    unknown = tmp_path / "unknown.csv"
+    pd.DataFrame({"track_id": ["nope", demo.manifest.frame.track_id.iloc[0]], "filename": ["", ""]}).to_csv(
+        unknown, index=False)
+    result = run_cli("extract", "--tidfile", unknown, "--manifest", demo.report.manifest_path, "--dst", tmp_path / "m")
+    assert result.exit_code == 1
+    log = pd.read_csv(tmp_path / "m" / "extract_log.csv", keep_default_na=False).set_index("track_id")
+    assert log.loc["nope", "message"] == "track id not in the manifest"
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_results(demo, tmp_path):
+    tid = _playable(demo).head(24)[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
+    tid.to_csv(tmp_path / "tids.csv", index=False)
+    args = ["--tidfile", str(tmp_path / "tids.csv"), "--audio-root", str(demo.manifest.audio_root),
+            "--crop", "--pad", "--workers", "1"]
+    script = os.path.join(os.path.dirname(sys.executable), "musicrep")
+    assert subprocess.run([script, "extract", *args, "--dst", str(tmp_path / "full")],
+                          capture_output=True).returncode == 0
+
+    proc = subprocess.Popen([script, "extract", *args, "--dst", str(tmp_path / "killed")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logs = list((tmp_path / "killed" / "logs").glob("*.csv")) if (tmp_path / "killed" / "logs").exists() else []
+        if logs and len(logs[0].read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = sum(1 for _ in (tmp_path / "killed").rglob("*.npy"))
+    assert 0 < done_before < len(tid)
+
+    resumed = subprocess.run([script, "extract", *args, "--dst", str(tmp_path / "killed"), "--skip"],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list((tmp_path / "killed").rglob("*.tmp"))
+    for track_id in tid.track_id:
+        assert track_path(tmp_path / "killed", track_id).read_bytes() == track_path(tmp_path / "full",
+                                                                                    track_id).read_bytes()
+    log = pd.read_csv(tmp_path / "killed" / "extract_log.csv")
+    assert sorted(log.track_id) == sorted(tid.track_id) and set(log.status) <= {"ok", "skipped"}
