@@ -17,11 +17,17 @@ def test_demo_command_end_to_end(tmp_path):
     assert "0 unexpected" in first.stdout and "expected:" in first.stdout
     for path in ("manifest.parquet", "manifest_problems.csv", "config.toml", "partitions/train.csv",
                  "partitions/val.csv", "partitions/test.csv", "partitions/summary.csv",
-                 "done/align.json", "done/partition.json"):
+                 "done/align.json", "done/partition.json", "done/extract.json", "done/targets.json",
+                 "done/triplets.json", "features/extract_log.csv", "features/extract_config.json",
+                 "targets/joint/vectors.npy", "targets/text/model.json", "targets/triplets.parquet"):
         assert (run / path).is_file(), path
     done = json.loads((run / "done" / "align.json").read_text())
     assert done["config_hash"] == config_hash({"source": "demo", "tracks": 60, "seed": 0})
     train_before = (run / "partitions" / "train.csv").read_bytes()
+
+    log = pd.read_csv(run / "features" / "extract_log.csv", keep_default_na=False)
+    failed = log[log.status == "failed"]
+    assert len(failed) >= 2 and "anchors have a positive" in first.stdout  # the broken files, expected
 
     again = run_cli("demo", "--out", run, "--tracks", "60")
     assert again.exit_code == 0

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from musicrep.align import MANIFEST_FILE, PROBLEMS_FILE, align
+from musicrep.extract import ExtractConfig, extract, read_tidfile
 from musicrep.fileio import atomic_path, ensure_dir, write_json
 from musicrep.manifest import read_manifest
 from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, read_track_ids, write_partitions
@@ -157,6 +158,24 @@ def run_demo(
     )
     report.stages.append(parted)
     train_ids = read_track_ids(run_dir / "partitions" / "train.csv")
+
+    if on_stage:
+        on_stage("extract")
+    features_dir = run_dir / "features"
+    extract_config = ExtractConfig(crop=True, pad=True, precision=16)
+
+    def run_extract() -> None:
+        tids = pd.concat([read_tidfile(run_dir / "partitions" / f"{name}.csv") for name in SPLITS])
+        extract(tids, features_dir, extract_config, audio_root=manifest.audio_root, workers=jobs or 2,
+                on_progress=on_progress)
+
+    report.stages.append(run_stage(
+        run_dir, "extract", {**extract_config.to_dict(), "upstream": parted.config_hash},
+        ["features/extract_log.csv"], run_extract, force=force or not parted.skipped,
+    ))
+    log = pd.read_csv(features_dir / "extract_log.csv", dtype=str, keep_default_na=False)
+    failed = log[log.status == "failed"]
+    report.problems += [Problem(r.track_id, f"features/{r.track_id}", r.message, "failed") for r in failed.itertuples()]
 
     if on_stage:
         on_stage("targets")
