@@ -19,7 +19,9 @@ def test_demo_command_end_to_end(tmp_path):
                  "partitions/val.csv", "partitions/test.csv", "partitions/summary.csv",
                  "done/align.json", "done/partition.json", "done/extract.json", "done/targets.json",
                  "done/triplets.json", "features/extract_log.csv", "features/extract_config.json",
-                 "targets/joint/vectors.npy", "targets/text/model.json", "targets/triplets.parquet"):
+                 "targets/joint/vectors.npy", "targets/text/model.json", "targets/triplets.parquet",
+                 "done/merge.json", "features/train/features.npy", "features/val/index.csv",
+                 "features/test/store.json", "features/stats.npz"):
         assert (run / path).is_file(), path
     done = json.loads((run / "done" / "align.json").read_text())
     assert done["config_hash"] == config_hash({"source": "demo", "tracks": 60, "seed": 0})

@@ -464,10 +464,36 @@ def extract_command(
     return EXIT_ITEM_FAILURES if report.failed and not allow_failures else EXIT_OK
 
 
+@app.command(name="merge")
+@guarded
+def merge_command(
+    tidfile: Annotated[Path, typer.Option(help="Partition file (track_id,filename); rows keep its order.")],
+    src: Annotated[Path, typer.Option(help="The extract output folder.")],
+    dst: Annotated[Path, typer.Option(help="Output folder: features.npy, index.csv, store.json, stats.npz.")],
+    crop: Annotated[bool, typer.Option("--crop", help="Crop longer arrays to 880 frames.")] = False,
+    pad: Annotated[bool, typer.Option("--pad", help="Pad shorter arrays to 880 frames.")] = False,
+    stats_from: Annotated[Path | None, typer.Option(help="stats.npz to reuse, or the train tidfile to compute statistics over (default: this tidfile).")] = None,
+    normalize: Annotated[bool, typer.Option("--normalize", help="Store (x - mean) / std instead of raw dB.")] = False,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="Logging level (as the original flag).")] = None,
+) -> int:
+    """Merge per-track arrays into one memory-mappable store (the original melspecs_merge.py flags)."""
+    from musicrep.merge import merge
+
+    if log_level is not None:
+        _main(log_level)
+    with progress_bar("merge") as update:
+        report = merge(tidfile, src, dst, crop=crop, pad=pad, stats_from=stats_from, normalize=normalize,
+                       on_progress=update)
+    _print(f"{dst}/features.npy: {report.n_tracks} tracks, shape {report.shape}; {len(report.left_out)} left out "
+           f"(listed in {dst / 'left_out.csv'}); statistics {report.stats_path}")
+    for track_id, reason in report.left_out[:_SHOWN_PROBLEMS]:
+        err.print(f"  {track_id}: {reason}", markup=False)
+    return EXIT_ITEM_FAILURES if report.left_out else EXIT_OK
+
+
 # --------------------------------------------------------------------------- later stages
 
 _PLANNED = {
-    "merge": "Merge per-track arrays into one memory-mapped store per split, with train statistics.",
     "train": "Train an audio encoder from a TOML config.",
     "embed": "Embed audio with an exported model.",
     "evaluate": "Evaluate embeddings: retrieval and classification metrics, report.",

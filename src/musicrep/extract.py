@@ -30,7 +30,7 @@ from musicrep.store import check_config, track_path, write_track
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "extract_log.csv"
-LOG_COLUMNS = ["track_id", "status", "message"]
+LOG_COLUMNS = ["track_id", "status", "message", "frames"]
 PAD_VALUES = {"floor": -TOP_DB, "original": 0.0}
 
 
@@ -79,6 +79,8 @@ class TrackResult:
     track_id: str
     status: str
     message: str = ""
+    frames: int | None = None
+    """Valid (non-padded) frames of an extracted array."""
 
 
 @dataclass
@@ -106,24 +108,32 @@ def extract_features(path: str | Path, config: ExtractConfig, filterbank: np.nda
     silent : bool
         Every channel was digital silence (stored as the -80 dB floor).
     """
+    array, silent, _ = extract_with_length(path, config, filterbank)
+    return array, silent
+
+
+def extract_with_length(path: str | Path, config: ExtractConfig, filterbank: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, bool, int]:
+    """:func:`extract_features` plus the number of valid (non-padded) frames."""
     y = segment(load(path, sr=config.mel.sr), sr=config.mel.sr)
     db, silent = power_to_db(mel_power(y, config.mel, filterbank))
     if config.crop:
         db = db[:, :, : config.frames]
+    valid = db.shape[2]
     if config.pad and db.shape[2] < config.frames:
         db = np.pad(db, ((0, 0), (0, 0), (0, config.frames - db.shape[2])),
                     constant_values=PAD_VALUES[config.pad_value])
     array = np.ascontiguousarray(db.transpose(1, 2, 0))
     if not np.isfinite(array).all():
         raise AudioError(str(path), "non-finite values in the spectrogram")
-    return array.astype(np.float16 if config.precision == 16 else np.float32), bool(silent.all())
+    return array.astype(np.float16 if config.precision == 16 else np.float32), bool(silent.all()), valid
 
 
 def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
     """Worker: extract and write one track; every error becomes a failed result."""
     track_id, audio_path, dst, config = job
     try:
-        array, silent = extract_features(audio_path, config, _filterbank(config.mel))
+        array, silent, valid = extract_with_length(audio_path, config, _filterbank(config.mel))
         write_track(dst, track_id, array)
     except AudioError as exc:
         return TrackResult(track_id, "failed", exc.reason)
@@ -131,7 +141,7 @@ def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
         return TrackResult(track_id, "failed", f"cannot write features ({exc.strerror or exc})")
     except Exception as exc:  # noqa: BLE001 - any other failure of one track is recorded, the run goes on
         return TrackResult(track_id, "failed", f"{type(exc).__name__}: {exc}")
-    return TrackResult(track_id, "ok", "silent" if silent else "")
+    return TrackResult(track_id, "ok", "silent" if silent else "", valid)
 
 
 _FILTERBANKS: dict[MelConfig, np.ndarray] = {}
@@ -192,7 +202,7 @@ def extract(
 
         def record(result: TrackResult) -> None:
             results[result.track_id] = result
-            writer.writerow([result.track_id, result.status, result.message])
+            writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
             handle.flush()
             if on_progress is not None:
                 on_progress(len(results), len(tracks))
@@ -245,10 +255,15 @@ def _death_reason(pool: ProcessPoolExecutor) -> str:
 def _write_log(root: Path, results: dict[str, TrackResult]) -> None:
     """Update ``extract_log.csv``: every track's latest state (earlier runs' tracks kept)."""
     path = root / LOG_FILE
-    states: dict[str, tuple[str, str]] = {}
+    states: dict[str, tuple[str, str, str]] = {}
     if path.is_file():
         previous = pd.read_csv(path, dtype=str, keep_default_na=False)
-        states.update({r.track_id: (r.status, r.message) for r in previous.itertuples(index=False)})
-    states.update({r.track_id: (r.status, r.message) for r in results.values()})
-    rows = [(track_id, status, message) for track_id, (status, message) in sorted(states.items())]
+        if "frames" not in previous:
+            previous["frames"] = ""
+        states.update({r.track_id: (r.status, r.message, r.frames) for r in previous.itertuples(index=False)})
+    for r in results.values():
+        # a skipped track keeps the valid-frame count of the run that extracted it
+        frames = states.get(r.track_id, ("", "", ""))[2] if r.status == "skipped" else str(r.frames or "")
+        states[r.track_id] = (r.status, r.message, frames)
+    rows = [(track_id, *state) for track_id, state in sorted(states.items())]
     write_csv(pd.DataFrame(rows, columns=LOG_COLUMNS), path)

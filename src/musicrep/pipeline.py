@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from musicrep.align import MANIFEST_FILE, PROBLEMS_FILE, align
 from musicrep.extract import ExtractConfig, extract, read_tidfile
 from musicrep.fileio import atomic_path, ensure_dir, write_json
 from musicrep.manifest import read_manifest
+from musicrep.merge import STATS_FILE, merge
 from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, read_track_ids, write_partitions
 from musicrep.sources import Problem, ProgressFn
 from musicrep.sources.demo import DemoSource, plan_collection
@@ -172,6 +174,19 @@ def run_demo(
     report.stages.append(run_stage(
         run_dir, "extract", {**extract_config.to_dict(), "upstream": parted.config_hash},
         ["features/extract_log.csv"], run_extract, force=force or not parted.skipped,
+    ))
+    def run_merge() -> None:
+        train_csv = run_dir / "partitions" / "train.csv"
+        merge(train_csv, features_dir, features_dir / "train", crop=True, pad=True)
+        for name in ("val", "test"):
+            merge(run_dir / "partitions" / f"{name}.csv", features_dir, features_dir / name, crop=True, pad=True,
+                  stats_from=features_dir / "train" / STATS_FILE)
+        shutil.copy(features_dir / "train" / STATS_FILE, features_dir / STATS_FILE)
+
+    report.stages.append(run_stage(
+        run_dir, "merge", {"crop": True, "pad": True, "upstream": report.stages[-1].config_hash},
+        [f"features/{name}/features.npy" for name in SPLITS] + [f"features/{STATS_FILE}"], run_merge,
+        force=force or not report.stages[-1].skipped,
     ))
     log = pd.read_csv(features_dir / "extract_log.csv", dtype=str, keep_default_na=False)
     failed = log[log.status == "failed"]

@@ -1,0 +1,243 @@
+"""Merge per-track arrays into one store per partition, with train statistics (stage 3b).
+
+``OUT/features.npy`` (N, n_mels, frames, 2) is written as an npy header then
+one plain write per track, in tidfile order, so memory stays flat whatever N;
+``OUT/index.csv`` maps rows to track ids and valid (non-padded) frames;
+``OUT/store.json`` holds the parameters; ``stats.npz`` holds float64 mean and
+std per mel band and channel over the valid frames of the train partition,
+accumulated streaming. Tracks without an array are listed and left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from musicrep.errors import InputError, UsageError
+from musicrep.extract import LOG_FILE, PAD_VALUES, read_tidfile
+from musicrep.fileio import atomic_path, ensure_dir, write_csv, write_json
+from musicrep.store import CONFIG_FILE, read_track, track_path
+
+logger = logging.getLogger(__name__)
+
+STATS_FILE = "stats.npz"
+
+
+@dataclass
+class MergeReport:
+    """What was merged and what was left out."""
+
+    out_dir: Path
+    n_tracks: int
+    shape: tuple[int, ...]
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+    stats_path: Path | None = None
+
+
+@dataclass
+class RunningStats:
+    """Streaming float64 sums for mean and std per (mel band, channel)."""
+
+    total: np.ndarray | None = None
+    squares: np.ndarray | None = None
+    count: int = 0
+
+    def add(self, array: np.ndarray, valid: int) -> None:
+        frames = np.asarray(array[:, :valid, :], dtype=np.float64)
+        if self.total is None:
+            self.total = np.zeros((array.shape[0], array.shape[2]))
+            self.squares = np.zeros_like(self.total)
+        self.total += frames.sum(axis=1)
+        self.squares += (frames**2).sum(axis=1)
+        self.count += valid
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.total is None or self.count == 0:
+            raise UsageError("no valid frames to compute statistics from")
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0))
+        return mean, std
+
+
+def valid_frames(src: Path) -> dict[str, int]:
+    """Valid (non-padded) frames per track, from the extraction log."""
+    path = src / LOG_FILE
+    if not path.is_file():
+        return {}
+    log = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "frames" not in log:
+        return {}
+    return {t: int(f) for t, f in zip(log.track_id, log.frames, strict=True) if f}
+
+
+def merge(
+    tidfile: str | Path, src: str | Path, out_dir: str | Path, *, crop: bool = False, pad: bool = False,
+    frames: int = 880, stats_from: str | Path | None = None, normalize: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> MergeReport:
+    """Stream the arrays of a partition into one memory-mappable store.
+
+    Parameters
+    ----------
+    tidfile : path-like
+        The partition (``track_id,filename``); rows keep its order.
+    src : path-like
+        The ``musicrep extract`` output folder.
+    crop, pad : bool
+        Bring every array to ``frames`` frames; without them unequal lengths are refused.
+    stats_from : path-like, optional
+        ``stats.npz`` to copy, or a train tidfile to compute statistics over;
+        default: computed over this tidfile's tracks.
+    normalize : bool
+        Store ``(x - mean) / std`` instead of raw dB (the original's normalized archive).
+    """
+    source = Path(src)
+    if not (source / CONFIG_FILE).is_file():
+        raise InputError(f"{source}: not an extract folder (no {CONFIG_FILE})")
+    extract_config = json.loads((source / CONFIG_FILE).read_text())
+    tracks = read_tidfile(tidfile).drop_duplicates("track_id")
+    out = ensure_dir(out_dir)
+    present, left_out = [], []
+    for track_id in tracks.track_id:
+        if track_path(source, track_id).is_file():
+            present.append(track_id)
+        else:
+            left_out.append((track_id, "no extracted array (failed or not extracted)"))
+    lengths = valid_frames(source)
+    shapes = {track_id: _shape(track_path(source, track_id)) for track_id in present}
+    if present:
+        first = shapes[present[0]]
+    elif crop and pad:  # an empty partition (tiny collections) still gets a store, with zero rows
+        first = (int(extract_config.get("n_mels", 128)), frames, 2)
+    else:
+        raise UsageError(f"{tidfile}: none of its tracks has an extracted array in {source}")
+    if not (crop and pad):
+        unequal = [t for t in present if shapes[t] != first]
+        if unequal:
+            raise UsageError(f"{unequal[0]}: shape {shapes[unequal[0]]} differs from {first} "
+                             "(merge unequal lengths with --crop --pad)")
+        n_frames = first[1]
+    else:
+        n_frames = frames
+    pad_value = PAD_VALUES.get(extract_config.get("pad_value", "floor"), -80.0)
+    dtype = np.dtype(np.float16 if extract_config.get("precision") == 16 else np.float32)
+
+    stats_path = out / STATS_FILE
+    mean = std = None
+    if stats_from is not None and str(stats_from).endswith(".npz"):
+        with np.load(stats_from) as loaded:
+            mean, std = loaded["mean"], loaded["std"]
+        _save_stats(stats_path, mean, std, source=str(stats_from))
+    else:
+        stats_ids = present if stats_from is None else [
+            t for t in read_tidfile(stats_from).track_id if track_path(source, t).is_file()]
+        running = RunningStats()
+        for track_id in stats_ids:
+            array = read_track(source, track_id, mmap=True)
+            running.add(array, min(lengths.get(track_id, array.shape[1]), array.shape[1]))
+        mean, std = running.finish()
+        _save_stats(stats_path, mean, std, source=str(stats_from or tidfile))
+
+    shape = (len(present), first[0], n_frames, first[2])
+    rows = []
+    with atomic_path(out / "features.npy") as tmp, tmp.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                      "fortran_order": False, "shape": shape})
+        for row, track_id in enumerate(present):
+            array = np.asarray(read_track(source, track_id), dtype=np.float32)
+            valid = min(lengths.get(track_id, array.shape[1]), array.shape[1], n_frames)
+            array = _fit(array, n_frames, pad_value)
+            if normalize:
+                array = (array - mean[:, None, :]) / np.where(std > 0, std, 1.0)[:, None, :]
+            handle.write(np.ascontiguousarray(array, dtype=dtype).tobytes())
+            rows.append((row, track_id, valid))
+            if on_progress is not None:
+                on_progress(row + 1, len(present))
+    write_csv(pd.DataFrame(rows, columns=["row", "track_id", "valid_frames"]), out / "index.csv")
+    write_csv(pd.DataFrame(left_out, columns=["track_id", "reason"]), out / "left_out.csv")
+    write_json({"shape": list(shape), "dtype": dtype.name, "normalized": normalize, "crop": crop, "pad": pad,
+                "source": str(source.resolve()), "extract_config": extract_config,
+                "stats": str(stats_path.name)}, out / "store.json")
+    return MergeReport(out_dir=out, n_tracks=len(present), shape=shape, left_out=left_out, stats_path=stats_path)
+
+
+def _shape(path: Path) -> tuple[int, ...]:
+    with path.open("rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, _ = reader(handle)  # the header only, no data read
+    return tuple(shape)
+
+
+def _fit(array: np.ndarray, n_frames: int, pad_value: float) -> np.ndarray:
+    if array.shape[1] >= n_frames:
+        return array[:, :n_frames]
+    return np.pad(array, ((0, 0), (0, n_frames - array.shape[1]), (0, 0)), constant_values=pad_value)
+
+
+def _save_stats(path: Path, mean: np.ndarray, std: np.ndarray, *, source: str) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.savez(handle, mean=mean.astype(np.float64), std=std.astype(np.float64), source=np.array(source))
+
+
+class FeatureStore:
+    """A merged partition, memory-mapped: rows by index or track id, random crops, normalization.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder written by :func:`merge`.
+    stats : path-like, optional
+        ``stats.npz`` used by :meth:`normalized` (default: the folder's own).
+    """
+
+    def __init__(self, path: str | Path, stats: str | Path | None = None) -> None:
+        self.path = Path(path)
+        for name in ("features.npy", "index.csv", "store.json"):
+            if not (self.path / name).is_file():
+                raise InputError(f"{self.path}: missing {name} (not a merged store)")
+        self.features = np.load(self.path / "features.npy", mmap_mode="r")
+        self.index = pd.read_csv(self.path / "index.csv", dtype={"track_id": str})
+        self.params = json.loads((self.path / "store.json").read_text())
+        self._rows = {t: i for i, t in enumerate(self.index.track_id)}
+        stats_path = Path(stats) if stats is not None else self.path / STATS_FILE
+        self.mean = self.std = None
+        if stats_path.is_file():
+            with np.load(stats_path) as loaded:
+                self.mean, self.std = loaded["mean"], loaded["std"]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def row(self, track_id: str) -> int:
+        """Row of a track id."""
+        if track_id not in self._rows:
+            raise KeyError(f"{track_id}: not in {self.path}")
+        return self._rows[track_id]
+
+    def get(self, key: str | int) -> np.ndarray:
+        """The array of a row or track id, shape (n_mels, frames, 2)."""
+        return np.asarray(self.features[self.row(key) if isinstance(key, str) else key])
+
+    def random_crop(self, key: str | int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A random ``length``-frame crop within the valid frames (216 frames ~ 2.5 s in the original)."""
+        row = self.row(key) if isinstance(key, str) else key
+        valid = int(self.index.valid_frames.iloc[row])
+        start = int(rng.integers(0, max(1, valid - length + 1)))
+        crop = np.asarray(self.features[row, :, start:start + length], dtype=np.float32)
+        if crop.shape[1] < length:
+            crop = _fit(crop, length, -80.0)
+        return crop
+
+    def normalized(self, array: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` per mel band and channel with the store's statistics."""
+        if self.mean is None:
+            raise UsageError(f"{self.path}: no statistics to normalize with")
+        return ((array - self.mean[:, None, :]) / np.where(self.std > 0, self.std, 1.0)[:, None, :]).astype(
+            np.float32)
