@@ -92,7 +92,8 @@ def test_extract_cli_accounts_for_every_track(demo, tmp_path):
     assert log.loc[kinds["empty"], "message"] == "empty file"
     assert log.loc[kinds["not audio"], "message"] == "not a readable audio file (format not recognised)"
     assert log.loc["gone", "message"] == "audio file missing"
-    assert log.loc[kinds["silent"]].tolist() == ["ok", "silent"]
+    assert log.loc[kinds["silent"], ["status", "message"]].tolist() == ["ok", "silent"]
+    assert int(log.loc[kinds["short"], "frames"]) < 880  # valid frames before padding
     assert (read_track(dst, kinds["silent"]) == -80).all()
     assert log.loc[kinds["short"], "status"] == "ok"
     assert not np.isnan(read_track(dst, kinds["short"])).any()

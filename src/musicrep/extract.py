@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrep.audio import load, segment
+from musicrep.audio import load_segment
 from musicrep.errors import AudioError, InputError, UsageError
 from musicrep.features import TOP_DB, MelConfig, mel_filterbank, mel_power, power_to_db
 from musicrep.fileio import ensure_dir, write_csv
@@ -115,7 +115,7 @@ def extract_features(path: str | Path, config: ExtractConfig, filterbank: np.nda
 def extract_with_length(path: str | Path, config: ExtractConfig, filterbank: np.ndarray | None = None
                         ) -> tuple[np.ndarray, bool, int]:
     """:func:`extract_features` plus the number of valid (non-padded) frames."""
-    y = segment(load(path, sr=config.mel.sr), sr=config.mel.sr)
+    y = load_segment(path, sr=config.mel.sr)  # decode only the segment (plus a resampling margin)
     db, silent = power_to_db(mel_power(y, config.mel, filterbank))
     if config.crop:
         db = db[:, :, : config.frames]
@@ -224,7 +224,7 @@ def _run_pool(todo: list, workers: int, record) -> None:
     """Run jobs on a process pool with bounded in-flight work; survive dead workers."""
     queue = list(reversed(todo))
     while queue:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
             in_flight: dict[Future, tuple] = {}
             try:
                 while queue or in_flight:
@@ -240,6 +240,13 @@ def _run_pool(todo: list, workers: int, record) -> None:
                 for job in in_flight.values():
                     record(TrackResult(job[0], "failed", reason))
                 logger.warning("a worker died (%s); %d track(s) failed, restarting the pool", reason, len(in_flight))
+
+
+def _single_thread() -> None:
+    """Worker set-up: one thread per process, so N workers use N cores without oversubscription."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _death_reason(pool: ProcessPoolExecutor) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 
 AMIN = 1e-10
 TOP_DB = 80.0
@@ -91,8 +92,8 @@ def mel_power(y: np.ndarray, config: MelConfig, filterbank: np.ndarray | None = 
     out = np.empty((y.shape[0], weights.shape[0], n_frames), dtype=np.float32)
     for channel in range(y.shape[0]):
         frames = np.lib.stride_tricks.sliding_window_view(padded[channel], config.n_fft)[:: config.hop_length]
-        spectrum = np.fft.rfft(frames[:n_frames] * window, axis=1)
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        spectrum = sp_fft.rfft(frames[:n_frames] * window, axis=1)
+        power = spectrum.real**2 + spectrum.imag**2
         out[channel] = weights @ power.T
     return out
 
@@ -116,6 +117,8 @@ def power_to_db(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             out[channel] = -TOP_DB
             silent[channel] = True
             continue
-        log_spec = 10.0 * np.log10(np.maximum(AMIN, power[channel])) - 10.0 * np.log10(peak)
-        out[channel] = np.maximum(log_spec, log_spec.max() - TOP_DB)
+        log_spec = np.log10(np.maximum(power[channel], np.float32(AMIN)))
+        log_spec *= np.float32(10.0)
+        log_spec -= np.float32(10.0 * np.log10(peak))
+        np.maximum(log_spec, log_spec.max() - np.float32(TOP_DB), out=out[channel])
     return out, silent

@@ -1,0 +1,107 @@
+"""Benchmark: `musicrep extract` against the original librosa pipeline, same files, same run.
+
+Writes 200 thirty-second stereo 44.1 kHz mp3 files (tones and noise), then
+measures clips per second of
+
+* the reference: ``librosa.load(sr=22050, mono=False)`` of the whole file,
+  segment 3-14 s, ``melspectrogram`` + ``power_to_db(ref=np.max)`` per channel;
+* musicrep's extractor (decodes and resamples only the segment);
+* the floor: decoding + resampling the segment only, no spectrogram.
+
+First with 1 process and 1 thread each (OMP/OPENBLAS/MKL_NUM_THREADS=1), then
+the whole machine: 2 worker processes of 1 thread each. Prints the ratios.
+Target (issue 4): ours >= 2.5x the reference's clips/s on 1 thread.
+
+Usage: ``python bench/extract.py [--files 200] [--out DIR]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"  # before numpy is imported, here and in the worker processes
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+
+def write_files(folder: Path, n_files: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rng = np.random.default_rng(0)
+    t = np.arange(30 * 44100) / 44100
+    for i in range(n_files):
+        path = folder / f"clip{i:04d}.mp3"
+        if not path.exists():
+            freqs = rng.uniform(80, 2000, size=4)
+            y = sum(np.sin(2 * np.pi * f * t) for f in freqs) * 0.1 + 0.02 * rng.standard_normal(len(t))
+            sf.write(path, np.stack([y, np.roll(y, 100)], axis=1), 44100, subtype="MPEG_LAYER_III")
+        paths.append(path)
+    return paths
+
+
+def reference(path: Path) -> np.ndarray:
+    import librosa
+
+    y, _ = librosa.load(path, sr=22050, mono=False)
+    y = y[:, 3 * 22050:14 * 22050] if y.shape[-1] > 14 * 22050 else y[:, :11 * 22050]
+    mel = librosa.feature.melspectrogram(y=y, sr=22050, n_fft=1024, hop_length=256, n_mels=128)
+    return np.stack([librosa.power_to_db(mel[c], ref=np.max) for c in range(2)])
+
+
+def ours(path: Path) -> np.ndarray:
+    from musicrep.extract import ExtractConfig, extract_features
+
+    return extract_features(path, ExtractConfig(crop=True, pad=True))[0]
+
+
+def floor(path: Path) -> np.ndarray:
+    from musicrep.audio import load_segment
+
+    return load_segment(path)
+
+
+def _init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def rate(function, paths: list[Path], workers: int) -> float:
+    """Clips per second of ``function`` over ``paths`` (a warm-up clip first)."""
+    if workers == 1:
+        _init()
+        function(paths[0])
+        start = time.perf_counter()
+        for path in paths:
+            function(path)
+        return len(paths) / (time.perf_counter() - start)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
+        list(pool.map(function, paths[:workers]))
+        start = time.perf_counter()
+        list(pool.map(function, paths, chunksize=4))
+        return len(paths) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/extract"))
+    args = parser.parse_args()
+    paths = write_files(args.out, args.files)
+    print(f"{len(paths)} files of 30 s, stereo, 44.1 kHz mp3")
+    for workers in (1, 2):
+        ref, our, low = (rate(f, paths, workers) for f in (reference, ours, floor))
+        print(f"{workers} worker(s) x 1 thread: reference {ref:.1f} clips/s ({1000 / ref:.0f} ms/clip), "
+              f"ours {our:.1f} clips/s ({1000 / our:.0f} ms/clip), floor {low:.1f} clips/s ({1000 / low:.0f} ms/clip)")
+        print(f"  ours / reference = {our / ref:.2f}x (target >= 2.5x); ours / floor = {our / low:.2f}")
+
+
+if __name__ == "__main__":
+    main()
