@@ -126,6 +126,9 @@ def test_bad_settings_are_usage_errors(tmp_path):
     result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p",
                      "--group", "label")
     assert result.exit_code == 2 and "--group must be one of" in result.stderr
+    result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p",
+                     "--fractions", "0.8,x")
+    assert result.exit_code == 2 and "--fractions must be 3 numbers like 0.8,0.1,0.1" in result.stderr
     bad = tmp_path / "holdout.csv"
     bad.write_text("track_id\nx\n")
     result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p", "--from", bad)

@@ -234,7 +234,7 @@ def partition_command(
         parts = adopt_partitions(loaded, list(from_files))
     else:
         config = PartitionConfig(
-            fractions=_parse_fractions(fractions), group=group,
+            fractions=_parse_numbers(fractions, float, 3, "--fractions", "0.8,0.1,0.1"), group=group,
             stratify=None if stratify == "none" else stratify,
             train_with_text=train_with_text, val_fraction=val_fraction, seed=seed,
         )
@@ -246,14 +246,15 @@ def partition_command(
     return EXIT_ITEM_FAILURES if parts.problems else EXIT_OK
 
 
-def _parse_fractions(text: str) -> tuple[float, float, float]:
+def _parse_numbers(text: str, kind: type, count: int, option: str, example: str) -> tuple:
+    """``"0.8,0.1,0.1"`` -> numbers, or a one-line usage error naming the option."""
     try:
-        values = tuple(float(v) for v in text.split(","))
+        values = tuple(kind(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"--fractions must be three numbers like 0.8,0.1,0.1 (got {text!r})") from None
-    if len(values) != 3:
-        raise UsageError(f"--fractions must be three numbers like 0.8,0.1,0.1 (got {text!r})")
-    return values  # type: ignore[return-value]
+        values = ()
+    if len(values) != count:
+        raise UsageError(f"{option} must be {count} numbers like {example} (got {text!r})")
+    return values
 
 
 def print_summary(summary, stratify: str | None, top: int = 12) -> None:
@@ -366,13 +367,7 @@ def embed_text_command(
     from musicrep.manifest import read_manifest
     from musicrep.targets.text import embed_text
 
-    ngrams = None
-    if char_ngrams:
-        try:
-            low, high = (int(v) for v in char_ngrams.split(","))
-        except ValueError:
-            raise UsageError(f"--char-ngrams must be two integers like 3,5 (got {char_ngrams!r})") from None
-        ngrams = (low, high)
+    ngrams = _parse_numbers(char_ngrams, int, 2, "--char-ngrams", "3,5") if char_ngrams else None
     report = embed_text(read_manifest(manifest), _read_partition(tidfile), out, dims=dims, min_df=min_df,
                         max_df=max_df, max_features=max_features, stop_words=stop_words, char_ngrams=ngrams,
                         seed=seed)
