@@ -162,3 +162,35 @@ def test_killed_run_resumes_to_identical_results(demo, tmp_path):
                                                                                     track_id).read_bytes()
     log = pd.read_csv(tmp_path / "killed" / "extract_log.csv")
     assert sorted(log.track_id) == sorted(tid.track_id) and set(log.status) <= {"ok", "skipped"}
+
+
+def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
+    import threading
+
+    import psutil
+
+    from musicrep.extract import extract
+
+    tid = _playable(demo).head(40)[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
+    me = psutil.Process()
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = [c for c in me.children() if c.is_running()]
+            if len(list((tmp_path / "f").rglob("*.npy"))) >= 3 and workers:
+                workers[0].send_signal(signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    report = extract(tid, tmp_path / "f", ExtractConfig(crop=True, pad=True), audio_root=demo.manifest.audio_root,
+                     workers=2)
+    killer.join()
+    statuses = {r.track_id: (r.status, r.message) for r in report.results}
+    assert sorted(statuses) == sorted(tid.track_id)  # every track exactly once
+    died = [t for t, (status, message) in statuses.items() if message.startswith("worker died")]
+    assert died and all(statuses[t][0] == "failed" for t in died)
+    assert any("signal 9" in statuses[t][1] for t in died)
+    assert sum(status == "ok" for status, _ in statuses.values()) >= len(tid) - len(died)

@@ -233,8 +233,11 @@ def _run_pool(todo: list, workers: int, record) -> None:
                         in_flight[pool.submit(_extract_one, job)] = job
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
-                        job = in_flight.pop(future)
-                        record(future.result())
+                        # a dead worker raises BrokenProcessPool here: the job is still in
+                        # in_flight and is failed below, so nothing is lost
+                        result = future.result()
+                        del in_flight[future]
+                        record(result)
             except BrokenProcessPool:
                 reason = _death_reason(pool)
                 for job in in_flight.values():
