@@ -194,3 +194,16 @@ def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
     assert died and all(statuses[t][0] == "failed" for t in died)
     assert any("signal 9" in statuses[t][1] for t in died)
     assert sum(status == "ok" for status, _ in statuses.values()) >= len(tid) - len(died)
+
+
+def test_segment_decoding_matches_whole_file_decoding(demo):
+    from musicrep.audio import load, load_segment
+    from musicrep.features import MelConfig, mel_power, power_to_db
+
+    frame = _playable(demo)
+    for row in frame.groupby(["sample_rate", frame.duration > 14]).head(1).itertuples():
+        path = demo.manifest.audio_file(row.audio_path)
+        whole = power_to_db(mel_power(segment(load(path)), MelConfig()))[0]
+        part = power_to_db(mel_power(load_segment(path), MelConfig()))[0]
+        assert whole.shape == part.shape
+        assert np.abs(whole - part).max() < 0.01, (row.format, row.sample_rate, row.duration)

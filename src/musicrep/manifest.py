@@ -113,11 +113,6 @@ def tag_column(tagset: str) -> str:
     return f"{TAG_PREFIX}{tagset}"
 
 
-def empty_frame(tagsets: Sequence[str]) -> pd.DataFrame:
-    """An empty manifest frame with every column."""
-    return tracks_to_frame([], tagsets)
-
-
 def tracks_to_frame(tracks: Sequence[Track], tagsets: Sequence[str]) -> pd.DataFrame:
     """Turn :class:`Track` records into a manifest frame (one column per tagset)."""
     columns: dict[str, list] = {name: [] for name in BASE_COLUMNS}
