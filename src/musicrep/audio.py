@@ -1,4 +1,4 @@
-"""Audio file access: header probing now; decoding and segment rules later.
+"""Audio file access: header probing, decoding (a whole file or only the segment), channel layout.
 
 Everything goes through soundfile (libsndfile), which reads and writes wav,
 flac, ogg/vorbis, ogg/opus and mp3 without any system package.
@@ -105,12 +105,21 @@ def to_stereo(y: np.ndarray) -> np.ndarray:
     return np.stack([y[0::2].mean(axis=0), y[1::2].mean(axis=0)]).astype(y.dtype)
 
 
-def load(path: str | os.PathLike[str], *, sr: int = 22050) -> np.ndarray:
+def to_channels(y: np.ndarray, mono: bool = False) -> np.ndarray:
+    """The stored channel layout: :func:`to_stereo`, or with ``mono`` the mean of all channels
+    (``librosa.to_mono``) as one channel."""
+    if not mono:
+        return to_stereo(y)
+    return y.reshape(1, -1) if y.ndim == 1 else y.mean(axis=0, keepdims=True, dtype=np.float32)
+
+
+def load(path: str | os.PathLike[str], *, sr: int = 22050, mono: bool = False) -> np.ndarray:
     """Decode a whole file as float32 and resample it (soxr HQ), as ``librosa.load(sr=sr, mono=False)``.
 
     Returns
     -------
     y : np.ndarray [shape=(2, n)], float32
+        ``(1, n)`` with ``mono`` (see :func:`to_channels`).
 
     Raises
     ------
@@ -130,7 +139,7 @@ def load(path: str | os.PathLike[str], *, sr: int = 22050) -> np.ndarray:
         n_out = int(np.ceil(y.shape[1] * sr / native_sr))
         y = soxr.resample(y.T, native_sr, sr, quality="soxr_hq").T
         y = _fix_length(np.ascontiguousarray(y, dtype=np.float32), n_out)
-    return to_stereo(y)
+    return to_channels(y, mono)
 
 
 def _fix_length(y: np.ndarray, size: int) -> np.ndarray:
@@ -150,7 +159,7 @@ def segment(y: np.ndarray, *, sr: int = 22050, long_after: float = 14.0, start: 
 _RESAMPLE_MARGIN = 0.1  # seconds decoded beyond each end so the resampler's edges fall outside the segment
 
 
-def load_segment(path: str | os.PathLike[str], *, sr: int = 22050, long_after: float = 14.0,
+def load_segment(path: str | os.PathLike[str], *, sr: int = 22050, mono: bool = False, long_after: float = 14.0,
                  start: float = 3.0, stop: float = 14.0, short_length: float = 11.0) -> np.ndarray:
     """Decode and resample only the segment :func:`segment` would cut from :func:`load`'s output.
 
@@ -161,6 +170,7 @@ def load_segment(path: str | os.PathLike[str], *, sr: int = 22050, long_after: f
     Returns
     -------
     y : np.ndarray [shape=(2, n)], float32
+        ``(1, n)`` with ``mono`` (see :func:`to_channels`).
     """
     file = Path(path)
     info = probe(file)
@@ -172,7 +182,7 @@ def load_segment(path: str | os.PathLike[str], *, sr: int = 22050, long_after: f
     else:
         first, last = 0, min(int(short_length * sr), n_target)
     if native_sr == sr:
-        return to_stereo(_read(file, first, last))
+        return to_channels(_read(file, first, last), mono)
     step = native_sr // np.gcd(native_sr, sr)  # native samples per whole number of target samples
     margin = int(_RESAMPLE_MARGIN * native_sr)
     read_from = max(0, (first * native_sr // sr - margin) // step * step)
@@ -181,7 +191,7 @@ def load_segment(path: str | os.PathLike[str], *, sr: int = 22050, long_after: f
     resampled = soxr.resample(chunk.T, native_sr, sr, quality="soxr_hq").T
     offset = read_from * sr // native_sr
     y = np.ascontiguousarray(resampled[:, first - offset:last - offset], dtype=np.float32)
-    return to_stereo(_fix_length(y, last - first))
+    return to_channels(_fix_length(y, last - first), mono)
 
 
 def _read(file: Path, start: int, stop: int) -> np.ndarray:

@@ -417,26 +417,40 @@ def mine_triplets_command(
 def extract_command(
     tidfile: Annotated[Path, typer.Option(help="Partition file of track ids (CSV with header track_id,filename).")],
     dst: Annotated[Path, typer.Option(help="Directory for the per-track features.")],
-    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
-    crop: Annotated[bool, typer.Option("--crop", help="Keep the first 880 frames of longer audio.")] = False,
-    pad: Annotated[bool, typer.Option("--pad", help="Pad shorter audio to 880 frames.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes (default 1); with --scheduler: tasks in flight, and the local cluster's workers (default: one per core).")] = None,
+    crop: Annotated[bool, typer.Option("--crop", help="Keep the first --frames frames (880) of longer audio.")] = False,
+    pad: Annotated[bool, typer.Option("--pad", help="Pad shorter audio to --frames frames (880).")] = False,
     skip: Annotated[bool, typer.Option("--skip", help="Skip tracks already extracted (resume a run).")] = False,
     precision: Annotated[int, typer.Option(help="Store as 16- or 32-bit float.")] = 32,
     audio_root: Annotated[Path | None, typer.Option(help="Folder the tidfile's filenames are relative to.")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Take audio paths from this manifest instead of the tidfile.")] = None,
-    preset: Annotated[str, typer.Option(help="Front-end parameters: original (22,050 Hz, n_fft 1024, hop 256, 128 Slaney mels).")] = "original",
+    preset: Annotated[str, typer.Option(help="Front-end parameters: original (22,050 Hz, n_fft 1024, hop 256, 128 Slaney mels, stereo, 3-14 s segment).")] = "original",
+    sample_rate: Annotated[int | None, typer.Option(help="Override the preset's sample rate (Hz).")] = None,
+    n_fft: Annotated[int | None, typer.Option(help="Override the preset's FFT size.")] = None,
+    hop_length: Annotated[int | None, typer.Option(help="Override the preset's hop (samples).")] = None,
+    n_mels: Annotated[int | None, typer.Option(help="Override the preset's number of mel bands.")] = None,
+    mono: Annotated[bool, typer.Option("--mono", help="One channel, the mean of all (default: two, mono duplicated).")] = False,
+    segment: Annotated[str, typer.Option(help="original (3-14 s if longer than 14 s, else the first 11 s) or full (the whole file).")] = "original",
+    frames: Annotated[int, typer.Option(help="Length for --crop / --pad, in frames.")] = 880,
     pad_value: Annotated[str, typer.Option(help="Padded frames: floor (-80 dB) or original (0 dB, as the original script).")] = "floor",
+    scheduler: Annotated[str | None, typer.Option(help="Run on dask.distributed: local (a LocalCluster) or tcp://HOST:PORT (workers need the same paths).")] = None,
     allow_failures: Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when tracks failed.")] = False,
     log_level: Annotated[str | None, typer.Option("--log-level", help="Logging level (as the original flag).")] = None,
 ) -> int:
-    """Extract log-mel spectrograms per track (the original melspecs_extract.py flags)."""
+    """Extract log-mel spectrograms per track (the original melspecs_extract.py flags).
+
+    One .npy per track under DST, every track's state in DST/extract_log.csv;
+    rerun with --skip to resume after a crash.
+    """
     from musicrep.extract import ExtractConfig, extract, read_tidfile
     from musicrep.manifest import read_manifest
 
     if log_level is not None:
         _main(log_level)
-    if preset != "original":
-        raise UsageError(f"--preset must be original (got {preset!r})")
+    config = ExtractConfig.from_preset(
+        preset, mel_overrides={"sr": sample_rate, "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels},
+        crop=crop, pad=pad, frames=frames, precision=precision, pad_value=pad_value, mono=mono, segment=segment)
+    config.validate()
     tracks = read_tidfile(tidfile)
     root = audio_root
     if manifest is not None:
@@ -447,9 +461,9 @@ def extract_command(
         root = None
     elif root is None:
         root = tidfile.parent
-    config = ExtractConfig(crop=crop, pad=pad, precision=precision, pad_value=pad_value, preset=preset)
     with progress_bar("extract") as update:
-        report = extract(tracks, dst, config, audio_root=root, workers=workers, skip=skip, on_progress=update)
+        report = extract(tracks, dst, config, audio_root=root, workers=workers, scheduler=scheduler, skip=skip,
+                         on_progress=update)
     _print(f"{dst}: {report.count('ok')} extracted, {report.count('skipped')} skipped, "
            f"{report.count('failed')} failed (log: {dst / 'extract_log.csv'})")
     for result in report.failed[:_SHOWN_PROBLEMS]:
@@ -465,8 +479,9 @@ def merge_command(
     tidfile: Annotated[Path, typer.Option(help="Partition file (track_id,filename); rows keep its order.")],
     src: Annotated[Path, typer.Option(help="The extract output folder.")],
     dst: Annotated[Path, typer.Option(help="Output folder: features.npy, index.csv, store.json, stats.npz.")],
-    crop: Annotated[bool, typer.Option("--crop", help="Crop longer arrays to 880 frames.")] = False,
-    pad: Annotated[bool, typer.Option("--pad", help="Pad shorter arrays to 880 frames.")] = False,
+    crop: Annotated[bool, typer.Option("--crop", help="Crop longer arrays to --frames.")] = False,
+    pad: Annotated[bool, typer.Option("--pad", help="Pad shorter arrays to --frames.")] = False,
+    frames: Annotated[int | None, typer.Option(help="Length for --crop / --pad (default: the extraction's, 880).")] = None,
     stats_from: Annotated[Path | None, typer.Option(help="stats.npz to reuse, or the train tidfile to compute statistics over (default: this tidfile).")] = None,
     normalize: Annotated[bool, typer.Option("--normalize", help="Store (x - mean) / std instead of raw dB.")] = False,
     log_level: Annotated[str | None, typer.Option("--log-level", help="Logging level (as the original flag).")] = None,
@@ -477,7 +492,7 @@ def merge_command(
     if log_level is not None:
         _main(log_level)
     with progress_bar("merge") as update:
-        report = merge(tidfile, src, dst, crop=crop, pad=pad, stats_from=stats_from, normalize=normalize,
+        report = merge(tidfile, src, dst, crop=crop, pad=pad, frames=frames, stats_from=stats_from, normalize=normalize,
                        on_progress=update)
     _print(f"{dst}/features.npy: {report.n_tracks} tracks, shape {report.shape}; {len(report.left_out)} left out "
            f"(listed in {dst / 'left_out.csv'}); statistics {report.stats_path}")

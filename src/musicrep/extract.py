@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import csv
 import logging
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from musicrep.audio import load_segment
+from musicrep.audio import load, load_segment
 from musicrep.errors import AudioError, InputError, UsageError
-from musicrep.features import TOP_DB, MelConfig, mel_filterbank, mel_power, power_to_db
+from musicrep.executors import make_runner
+from musicrep.features import TOP_DB, MelConfig, mel_front_end
 from musicrep.fileio import ensure_dir, write_csv
+from musicrep.memory import retain_freed_memory
 from musicrep.store import check_config, track_path, write_track
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 LOG_FILE = "extract_log.csv"
 LOG_COLUMNS = ["track_id", "status", "message", "frames"]
 PAD_VALUES = {"floor": -TOP_DB, "original": 0.0}
+SEGMENTS = ("original", "full")
+PRESETS: dict[str, MelConfig] = {"original": MelConfig()}
+"""Named front ends; any field can be overridden (``ExtractConfig.from_preset``)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class ExtractConfig:
         Stored float width.
     pad_value : {"floor", "original"}
         Padded frames hold the -80 dB floor, or 0 dB as the original script wrote.
+    mono : bool
+        One channel, the mean of all (default: two, see :func:`musicrep.audio.to_stereo`).
+    segment : {"original", "full"}
+        The original rule (3-14 s when longer than 14 s, else the first 11 s) or the whole file.
     """
 
     mel: MelConfig = field(default_factory=MelConfig)
@@ -59,12 +66,34 @@ class ExtractConfig:
     precision: int = 32
     pad_value: str = "floor"
     preset: str = "original"
+    mono: bool = False
+    segment: str = "original"
+
+    @classmethod
+    def from_preset(cls, preset: str = "original", *, mel_overrides: dict | None = None, **fields) -> ExtractConfig:
+        """A preset's front end with some of its :class:`MelConfig` fields overridden (``None`` = keep)."""
+        if preset not in PRESETS:
+            raise UsageError(f"--preset must be one of {', '.join(PRESETS)} (got {preset!r})")
+        changes = {k: v for k, v in (mel_overrides or {}).items() if v is not None}
+        return cls(mel=replace(PRESETS[preset], **changes), preset=preset, **fields)
 
     def validate(self) -> None:
-        if self.precision not in (16, 32):
-            raise UsageError(f"--precision must be 16 or 32 (got {self.precision})")
-        if self.pad_value not in PAD_VALUES:
-            raise UsageError(f"--pad-value must be floor or original (got {self.pad_value!r})")
+        """Raise :class:`UsageError` naming the first impossible parameter."""
+        mel = self.mel
+        checks = [
+            (self.precision in (16, 32), f"--precision must be 16 or 32 (got {self.precision})"),
+            (self.pad_value in PAD_VALUES, f"--pad-value must be floor or original (got {self.pad_value!r})"),
+            (self.segment in SEGMENTS, f"--segment must be one of {', '.join(SEGMENTS)} (got {self.segment!r})"),
+            (self.frames > 0, f"--frames must be positive (got {self.frames})"),
+            (mel.sr >= 1000, f"--sample-rate must be at least 1000 Hz (got {mel.sr})"),
+            (16 <= mel.n_fft, f"--n-fft must be at least 16 (got {mel.n_fft})"),
+            (0 < mel.hop_length, f"--hop-length must be positive (got {mel.hop_length})"),
+            (0 < mel.n_mels <= mel.n_fft // 2 + 1,
+             f"--n-mels must be between 1 and n_fft / 2 + 1 = {mel.n_fft // 2 + 1} (got {mel.n_mels})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -98,42 +127,42 @@ class ExtractReport:
         return [r for r in self.results if r.status == "failed"]
 
 
-def extract_features(path: str | Path, config: ExtractConfig, filterbank: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, bool]:
+def extract_features(path: str | Path, config: ExtractConfig) -> tuple[np.ndarray, bool]:
     """The log-mel array of one file.
 
     Returns
     -------
-    array : np.ndarray [shape=(n_mels, frames, 2)], float32 or float16
+    array : np.ndarray [shape=(n_mels, frames, channels)], float32 or float16
     silent : bool
         Every channel was digital silence (stored as the -80 dB floor).
     """
-    array, silent, _ = extract_with_length(path, config, filterbank)
+    array, silent, _ = extract_with_length(path, config)
     return array, silent
 
 
-def extract_with_length(path: str | Path, config: ExtractConfig, filterbank: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, bool, int]:
+def extract_with_length(path: str | Path, config: ExtractConfig) -> tuple[np.ndarray, bool, int]:
     """:func:`extract_features` plus the number of valid (non-padded) frames."""
-    y = load_segment(path, sr=config.mel.sr)  # decode only the segment (plus a resampling margin)
-    db, silent = power_to_db(mel_power(y, config.mel, filterbank))
+    if config.segment == "full":
+        y = load(path, sr=config.mel.sr, mono=config.mono)
+    else:  # decode only the segment (plus a resampling margin)
+        y = load_segment(path, sr=config.mel.sr, mono=config.mono)
+    db, silent = mel_front_end(config.mel).log_mel(y)
     if config.crop:
-        db = db[:, :, : config.frames]
-    valid = db.shape[2]
-    if config.pad and db.shape[2] < config.frames:
-        db = np.pad(db, ((0, 0), (0, 0), (0, config.frames - db.shape[2])),
-                    constant_values=PAD_VALUES[config.pad_value])
-    array = np.ascontiguousarray(db.transpose(1, 2, 0))
+        db = db[:, : config.frames]
+    valid = db.shape[1]
+    if config.pad and valid < config.frames:
+        db = np.pad(db, ((0, 0), (0, config.frames - valid), (0, 0)), constant_values=PAD_VALUES[config.pad_value])
+    array = db.astype(np.float16 if config.precision == 16 else np.float32, copy=False)
     if not np.isfinite(array).all():
         raise AudioError(str(path), "non-finite values in the spectrogram")
-    return array.astype(np.float16 if config.precision == 16 else np.float32), bool(silent.all()), valid
+    return np.ascontiguousarray(array), bool(silent.all()), valid
 
 
 def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
     """Worker: extract and write one track; every error becomes a failed result."""
     track_id, audio_path, dst, config = job
     try:
-        array, silent, valid = extract_with_length(audio_path, config, _filterbank(config.mel))
+        array, silent, valid = extract_with_length(audio_path, config)
         write_track(dst, track_id, array)
     except AudioError as exc:
         return TrackResult(track_id, "failed", exc.reason)
@@ -142,16 +171,6 @@ def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
     except Exception as exc:  # noqa: BLE001 - any other failure of one track is recorded, the run goes on
         return TrackResult(track_id, "failed", f"{type(exc).__name__}: {exc}")
     return TrackResult(track_id, "ok", "silent" if silent else "", valid)
-
-
-_FILTERBANKS: dict[MelConfig, np.ndarray] = {}
-
-
-def _filterbank(config: MelConfig) -> np.ndarray:
-    # per-process cache: the filterbank is the same for every track of a run
-    if config not in _FILTERBANKS:
-        _FILTERBANKS[config] = mel_filterbank(config)
-    return _FILTERBANKS[config]
 
 
 def read_tidfile(path: str | Path) -> pd.DataFrame:
@@ -172,7 +191,7 @@ def read_tidfile(path: str | Path) -> pd.DataFrame:
 
 def extract(
     tracks: pd.DataFrame, dst: str | Path, config: ExtractConfig, *, audio_root: Path | None = None,
-    workers: int = 1, skip: bool = False, on_progress=None,
+    workers: int | None = 1, scheduler: str | None = None, skip: bool = False, on_progress=None,
 ) -> ExtractReport:
     """Extract every track of ``tracks`` (``track_id``, ``filename``) into ``dst``.
 
@@ -182,84 +201,55 @@ def extract(
         ``filename`` is absolute or relative to ``audio_root``; an empty filename fails the track.
     dst : path-like
         Output folder (checked writable before any work).
-    workers : int
-        Processes; a worker killed by a signal fails its in-flight tracks and the pool is restarted.
+    workers : int, optional
+        Processes of the local pool; with ``scheduler``, tasks in flight (see :mod:`musicrep.executors`).
+        A worker killed by a signal fails its in-flight tracks and the run goes on.
+    scheduler : str, optional
+        ``"local"`` (a dask LocalCluster) or ``tcp://HOST:PORT``; default: a local process pool.
     skip : bool
         Tracks whose array exists are ``skipped`` (the folder's parameters must match).
     """
     config.validate()
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {workers})")
     root = ensure_dir(dst)
     check_config(root, config.to_dict(), skip=skip)
     logs = ensure_dir(root / "logs")
-    run_log = logs / f"extract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.csv"
     results: dict[str, TrackResult] = {}
-    todo: list[tuple[str, str, str, ExtractConfig]] = []
-    with run_log.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOG_COLUMNS)
+    with make_runner(workers, scheduler, _init_worker) as runner:
+        run_log = logs / f"extract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.csv"
+        with run_log.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(LOG_COLUMNS)
 
-        def record(result: TrackResult) -> None:
-            results[result.track_id] = result
-            writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
-            handle.flush()
-            if on_progress is not None:
-                on_progress(len(results), len(tracks))
+            def record(result: TrackResult) -> None:
+                results[result.track_id] = result
+                writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
+                handle.flush()
+                if on_progress is not None:
+                    on_progress(len(results), len(tracks))
 
-        for track_id, filename in tracks.drop_duplicates("track_id").itertuples(index=False):
-            if skip and track_path(root, track_id).is_file():
-                record(TrackResult(track_id, "skipped", "already extracted"))
-            elif not filename:
-                record(TrackResult(track_id, "failed", "track id not in the manifest"))
-            else:
-                path = Path(filename) if audio_root is None or Path(filename).is_absolute() else audio_root / filename
-                todo.append((track_id, str(path), str(root), config))
-        _run_pool(todo, workers, record)
+            todo = []
+            for track_id, filename in tracks.drop_duplicates("track_id").itertuples(index=False):
+                if skip and track_path(root, track_id).is_file():
+                    record(TrackResult(track_id, "skipped", "already extracted"))
+                elif not filename:
+                    record(TrackResult(track_id, "failed", "track id not in the manifest"))
+                else:
+                    path = Path(filename)
+                    if audio_root is not None and not path.is_absolute():
+                        path = audio_root / path
+                    todo.append((track_id, str(path), str(root), config))
+            runner.run(_extract_one, todo, record, lambda job, reason: record(TrackResult(job[0], "failed", reason)))
     _write_log(root, results)
     return ExtractReport(dst=root, results=list(results.values()))
 
 
-def _run_pool(todo: list, workers: int, record) -> None:
-    """Run jobs on a process pool with bounded in-flight work; survive dead workers."""
-    queue = list(reversed(todo))
-    while queue:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
-            in_flight: dict[Future, tuple] = {}
-            try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < 4 * workers:
-                        job = queue.pop()
-                        in_flight[pool.submit(_extract_one, job)] = job
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        # a dead worker raises BrokenProcessPool here: the job is still in
-                        # in_flight and is failed below, so nothing is lost
-                        result = future.result()
-                        del in_flight[future]
-                        record(result)
-            except BrokenProcessPool:
-                reason = _death_reason(pool)
-                for job in in_flight.values():
-                    record(TrackResult(job[0], "failed", reason))
-                logger.warning("a worker died (%s); %d track(s) failed, restarting the pool", reason, len(in_flight))
-
-
-def _single_thread() -> None:
-    """Worker set-up: one thread per process, so N workers use N cores without oversubscription."""
+def _init_worker() -> None:
+    """Worker set-up: one thread per process (N workers use N cores without oversubscription)
+    and freed buffers kept for the next track (:func:`musicrep.memory.retain_freed_memory`)."""
     import torch
 
     torch.set_num_threads(1)
-
-
-def _death_reason(pool: ProcessPoolExecutor) -> str:
-    # ProcessPoolExecutor keeps its processes privately; their exit codes tell the signal
-    processes = getattr(pool, "_processes", None) or {}
-    for process in processes.values():
-        code = process.exitcode
-        if code is not None and code < 0:
-            return f"worker died (signal {-code})"
-    return "worker died"
+    retain_freed_memory()
 
 
 def _write_log(root: Path, results: dict[str, TrackResult]) -> None:

@@ -9,9 +9,11 @@ maximum over the whole segment, floor -80 dB below it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sp_fft
+from scipy import sparse
 
 AMIN = 1e-10
 TOP_DB = 80.0
@@ -70,55 +72,107 @@ def mel_filterbank(config: MelConfig) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def mel_power(y: np.ndarray, config: MelConfig, filterbank: np.ndarray | None = None) -> np.ndarray:
-    """Mel power spectrogram of each channel.
+@dataclass(frozen=True)
+class MelFrontEnd:
+    """A log-mel front end ready to run: the parameters plus what is built once from them.
+
+    Build it once per process with :func:`mel_front_end` and reuse it for every
+    track (building the filterbank costs about as much as 10% of one track).
+    """
+
+    config: MelConfig
+    filterbank: sparse.csr_matrix
+    """Slaney filters, shape (n_mels, 1 + n_fft // 2): each band spans a few bins, so sparse."""
+    window: np.ndarray
+    """Periodic Hann window, float32."""
+
+    def log_mel(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-mel dB of every channel, laid out as stored: ``(n_mels, frames, channels)``.
+
+        See :func:`mel_power` and :func:`power_to_db`.
+        """
+        return power_to_db(mel_power(y, self))
+
+
+@lru_cache(maxsize=8)
+def mel_front_end(config: MelConfig) -> MelFrontEnd:
+    """The :class:`MelFrontEnd` of ``config`` (memoized: configs are frozen, front ends read-only)."""
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(config.n_fft) / config.n_fft)).astype(np.float32)
+    return MelFrontEnd(config, sparse.csr_matrix(mel_filterbank(config)), window)
+
+
+_BLOCK_FRAMES = 2048  # frames per FFT block: bounds memory on full-length tracks, one block for the original segment
+
+
+def mel_power(y: np.ndarray, front_end: MelFrontEnd) -> np.ndarray:
+    """Mel power spectrogram of each channel (centered frames, zero padding, as librosa).
+
+    Frames are taken in blocks, windowed into a ``(n_fft, frames, channels)``
+    buffer, transformed with one real FFT along the first axis and projected
+    on the sparse filterbank, which leaves the result directly in the stored
+    layout. The cost is the FFT; memory stays bounded whatever the length.
 
     Parameters
     ----------
     y : np.ndarray [shape=(channels, n)], float32
-    config : MelConfig
-    filterbank : np.ndarray, optional
-        Precomputed :func:`mel_filterbank` (reuse it across tracks).
+    front_end : MelFrontEnd
 
     Returns
     -------
-    S : np.ndarray [shape=(channels, n_mels, 1 + n // hop_length)], float32
+    S : np.ndarray [shape=(n_mels, 1 + n // hop_length, channels)], float32
     """
-    weights = mel_filterbank(config) if filterbank is None else filterbank
+    config = front_end.config
+    channels = y.shape[0]
     pad = config.n_fft // 2
     padded = np.pad(np.asarray(y, dtype=np.float32), ((0, 0), (pad, pad)))
     n_frames = 1 + (padded.shape[1] - config.n_fft) // config.hop_length
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(config.n_fft) / config.n_fft)).astype(np.float32)
-    out = np.empty((y.shape[0], weights.shape[0], n_frames), dtype=np.float32)
-    for channel in range(y.shape[0]):
-        frames = np.lib.stride_tricks.sliding_window_view(padded[channel], config.n_fft)[:: config.hop_length]
-        spectrum = sp_fft.rfft(frames[:n_frames] * window, axis=1)
-        power = spectrum.real**2 + spectrum.imag**2
-        out[channel] = weights @ power.T
+    frames = np.lib.stride_tricks.sliding_window_view(padded, config.n_fft, axis=1)[:, :: config.hop_length]
+    frames = frames[:, :n_frames].transpose(2, 1, 0)  # (n_fft, frames, channels) view
+    window = front_end.window[:, None, None]
+    out = np.empty((front_end.filterbank.shape[0], n_frames, channels), dtype=np.float32)
+    for begin in range(0, n_frames, _BLOCK_FRAMES):
+        block = np.multiply(frames[:, begin:begin + _BLOCK_FRAMES], window)
+        spectrum = sp_fft.rfft(block, axis=0, overwrite_x=True)
+        power = spectrum.real**2
+        power += spectrum.imag**2
+        width = block.shape[1]
+        out[:, begin:begin + width] = (front_end.filterbank @ power.reshape(power.shape[0], -1)).reshape(-1, width,
+                                                                                                         channels)
     return out
 
 
+def _channel_max(array: np.ndarray) -> np.ndarray:
+    """Maximum of each channel (last axis); strided 1-D reductions beat ``max(axis=(0, 1))`` tenfold here."""
+    flat = array.reshape(-1)
+    channels = array.shape[-1]
+    return np.array([flat[c::channels].max() for c in range(channels)], dtype=array.dtype)
+
+
+_DB_PER_NEPER = np.float32(10.0 / np.log(10.0))  # 10 log10(x) = (10 / ln 10) ln(x); ln is SIMD in numpy, log10 is not
+
+
 def power_to_db(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """dB per channel with ref = that channel's maximum, floored 80 dB below it.
+    """dB per channel (last axis) with ref = that channel's maximum, floored 80 dB below it.
 
     A digitally silent channel (maximum power <= 1e-10) gets the -80 dB floor
     everywhere, where librosa's ``ref=np.max`` would give 0 dB.
+
+    Parameters
+    ----------
+    power : np.ndarray [shape=(..., channels)], float32
 
     Returns
     -------
     db : np.ndarray, same shape as ``power``, float32
     silent : np.ndarray [shape=(channels,)], bool
     """
-    out = np.empty_like(power, dtype=np.float32)
-    silent = np.zeros(power.shape[0], dtype=bool)
-    for channel in range(power.shape[0]):
-        peak = float(power[channel].max())
-        if peak <= AMIN:
-            out[channel] = -TOP_DB
-            silent[channel] = True
-            continue
-        log_spec = np.log10(np.maximum(power[channel], np.float32(AMIN)))
-        log_spec *= np.float32(10.0)
-        log_spec -= np.float32(10.0 * np.log10(peak))
-        np.maximum(log_spec, log_spec.max() - np.float32(TOP_DB), out=out[channel])
-    return out, silent
+    peak = _channel_max(power)
+    silent = peak <= AMIN
+    db = np.maximum(power, np.float32(AMIN))
+    np.log(db, out=db)
+    db *= _DB_PER_NEPER
+    db -= (_DB_PER_NEPER * np.log(np.maximum(peak, np.float32(AMIN)))).astype(np.float32)
+    np.maximum(db, _channel_max(db) - np.float32(TOP_DB), out=db)
+    if silent.any():
+        db[..., silent] = -TOP_DB
+    return db, silent
