@@ -27,7 +27,9 @@ def spaces(demo, tmp_path_factory):
     parts = partition(demo.manifest, PartitionConfig())
     write_partitions(demo.manifest, parts, out / "partitions")
     train = sorted(parts.split[parts.split == "train"].index)
-    embed_tags(demo.manifest, train, out)
+    progress = []
+    embed_tags(demo.manifest, train, out, on_progress=lambda done, total: progress.append((done, total)))
+    assert progress == [(i, 5) for i in range(1, 6)]  # joint + one space per tagset
     embed_text(demo.manifest, train, out)
     return out, train
 

@@ -1,7 +1,10 @@
 """Audio file access: header probing, decoding (a whole file or only the segment), channel layout.
 
 Everything goes through soundfile (libsndfile), which reads and writes wav,
-flac, ogg/vorbis, ogg/opus and mp3 without any system package.
+flac, ogg/vorbis, ogg/opus and mp3 without any system package. Containers
+libsndfile does not know (m4a/aac, wma, webm, ...) fall back to PyAV (FFmpeg's
+decoders, the optional ``musicrep[ffmpeg]`` extra); without it they fail with
+"unsupported format".
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".aac", ".wma"}
 )
 MISSING = "audio file missing"
+FALLBACK_EXTENSIONS = frozenset({".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".ac3", ".ape", ".wv"})
+"""Decoded through PyAV when libsndfile does not recognise them."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class AudioInfo:
     sample_rate: int
     channels: int
     format: str
+    decoder: str = "soundfile"
+    """``soundfile`` or ``pyav`` (the fallback)."""
 
 
 def format_from_path(path: str | os.PathLike[str]) -> str:
@@ -69,6 +76,8 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     try:
         info = sf.info(str(file))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        if file.suffix.lower() in FALLBACK_EXTENSIONS:
+            return _probe_pyav(file)
         raise AudioError(str(file), f"not a readable audio file ({_reason(exc)})") from exc
     if info.samplerate <= 0 or info.frames <= 0:
         raise AudioError(str(file), "audio header reports no samples")
@@ -127,14 +136,9 @@ def load(path: str | os.PathLike[str], *, sr: int = 22050, mono: bool = False) -
         Missing, empty, unreadable or undecodable file.
     """
     file = Path(path)
-    probe(file)  # one clear message for missing, empty or unrecognised files
-    try:
-        data, native_sr = sf.read(str(file), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(str(file), f"cannot decode ({_reason(exc)})") from exc
-    if data.shape[0] == 0:
-        raise AudioError(str(file), "no samples decoded")
-    y = data.T
+    info = probe(file)  # one clear message for missing, empty or unrecognised files
+    y = _read(file, info, 0, None)
+    native_sr = info.sample_rate
     if native_sr != sr:
         n_out = int(np.ceil(y.shape[1] * sr / native_sr))
         y = soxr.resample(y.T, native_sr, sr, quality="soxr_hq").T
@@ -182,25 +186,70 @@ def load_segment(path: str | os.PathLike[str], *, sr: int = 22050, mono: bool = 
     else:
         first, last = 0, min(int(short_length * sr), n_target)
     if native_sr == sr:
-        return to_channels(_read(file, first, last), mono)
+        return to_channels(_read(file, info, first, last), mono)
     step = native_sr // np.gcd(native_sr, sr)  # native samples per whole number of target samples
     margin = int(_RESAMPLE_MARGIN * native_sr)
     read_from = max(0, (first * native_sr // sr - margin) // step * step)
     read_to = min(n_native, int(np.ceil(last * native_sr / sr)) + margin)
-    chunk = _read(file, read_from, read_to)
+    chunk = _read(file, info, read_from, read_to)
     resampled = soxr.resample(chunk.T, native_sr, sr, quality="soxr_hq").T
     offset = read_from * sr // native_sr
     y = np.ascontiguousarray(resampled[:, first - offset:last - offset], dtype=np.float32)
     return to_channels(_fix_length(y, last - first), mono)
 
 
-def _read(file: Path, start: int, stop: int) -> np.ndarray:
-    try:
-        with sf.SoundFile(str(file)) as handle:
-            handle.seek(start)
-            data = handle.read(max(0, stop - start), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(str(file), f"cannot decode ({_reason(exc)})") from exc
-    if data.shape[0] == 0:
+def _read(file: Path, info: AudioInfo, start: int, stop: int | None) -> np.ndarray:
+    """Native-rate samples ``start:stop`` (``None``: to the end) as float32 ``(channels, n)``."""
+    if info.decoder == "pyav":
+        data = _decode_pyav(file)[:, start:stop]
+    else:
+        try:
+            with sf.SoundFile(str(file)) as handle:
+                handle.seek(start)
+                frames = -1 if stop is None else max(0, stop - start)
+                data = handle.read(frames, dtype="float32", always_2d=True).T
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioError(str(file), f"cannot decode ({_reason(exc)})") from exc
+    if data.shape[1] == 0:
         raise AudioError(str(file), "no samples decoded")
-    return data.T
+    return data
+
+
+def _pyav(file: Path):
+    try:
+        import av
+    except ImportError as exc:
+        raise AudioError(str(file), f"unsupported format ({file.suffix.lower()}: install musicrep[ffmpeg] "
+                                    "to decode it through PyAV)") from exc
+    return av
+
+
+def _probe_pyav(file: Path) -> AudioInfo:
+    av = _pyav(file)
+    try:
+        with av.open(str(file)) as container:
+            if not container.streams.audio:
+                raise AudioError(str(file), "unsupported format (no audio stream)")
+            stream = container.streams.audio[0]
+            seconds = (float(stream.duration * stream.time_base) if stream.duration is not None
+                       else (container.duration or 0) / av.time_base)
+            rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+    except av.FFmpegError as exc:
+        raise AudioError(str(file), f"unsupported format ({exc.strerror or exc})") from exc
+    if rate <= 0 or channels <= 0 or seconds <= 0:
+        raise AudioError(str(file), "audio header reports no samples")
+    return AudioInfo(duration=seconds, sample_rate=rate, channels=channels, format=file.suffix.lower().lstrip("."),
+                     decoder="pyav")
+
+
+def _decode_pyav(file: Path) -> np.ndarray:
+    """The first audio stream, whole, as FFmpeg decodes it (float32, planar)."""
+    av = _pyav(file)
+    try:
+        with av.open(str(file)) as container:
+            stream = container.streams.audio[0]
+            planar = av.AudioResampler(format="fltp")  # sample format only: rate and layout kept
+            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in planar.resample(frame)]
+    except av.FFmpegError as exc:
+        raise AudioError(str(file), f"cannot decode ({exc.strerror or exc})") from exc
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), dtype=np.float32)

@@ -344,8 +344,10 @@ def embed_tags_command(
     from musicrep.targets.tags import embed_tags
 
     loaded = read_manifest(manifest)
-    report = embed_tags(loaded, _read_partition(tidfile), out, dims=dims, min_tag_count=min_tag_count, seed=seed,
-                        tagsets=[t.strip() for t in tagsets.split(",") if t.strip()] if tagsets else None)
+    with progress_bar("embed-tags (spaces)") as update:
+        report = embed_tags(loaded, _read_partition(tidfile), out, dims=dims, min_tag_count=min_tag_count,
+                            seed=seed, on_progress=update,
+                            tagsets=[t.strip() for t in tagsets.split(",") if t.strip()] if tagsets else None)
     return _report_spaces(report, "tags")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def train_mask(manifest: Manifest, train_ids: list[str]) -> tuple[np.ndarray, li
 
 def embed_tags(
     manifest: Manifest, train_ids: list[str], out_dir: str | Path, *, tagsets: list[str] | None = None,
-    dims: int = 340, min_tag_count: int = 1, seed: int = 0,
+    dims: int = 340, min_tag_count: int = 1, seed: int = 0, on_progress: Callable[[int, int], None] | None = None,
 ) -> SpacesReport:
     """Build the joint tag space and one space per tagset, fitted on the training tracks.
 
@@ -59,6 +60,8 @@ def embed_tags(
         LSI dimensions (340 as in the original), capped by the vocabulary.
     min_tag_count : int
         Tags used by fewer training tracks are dropped and listed in ``dropped_tags.csv``.
+    on_progress : callable, optional
+        Called with (spaces built, spaces to build) after each space.
     """
     chosen = list(tagsets or manifest.tagsets)
     if not chosen:
@@ -76,7 +79,8 @@ def embed_tags(
     for tagset in chosen:
         if not frame.loc[train, tag_column(tagset)].map(len).any():
             raise UsageError(f"{manifest.path}: tagset {tagset!r} has no tags in the training partition")
-    for name, sets in [(JOINT, chosen)] + [(t, [t]) for t in chosen]:
+    spaces = [(JOINT, chosen)] + [(t, [t]) for t in chosen]
+    for name, sets in spaces:
         analyzer = TagAnalyzer(tagsets=sets)
         counts = Counter(term for doc in analyzer.documents(frame[train])[0] for term in doc)
         dropped = sorted(t for t, c in counts.items() if c < min_tag_count)
@@ -90,4 +94,6 @@ def embed_tags(
                            name, len(dropped), min_tag_count, folder / "dropped_tags.csv")
         report.spaces.append(folder)
         report.dropped_tags[name] = dropped
+        if on_progress is not None:
+            on_progress(len(report.spaces), len(spaces))
     return report
