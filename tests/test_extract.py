@@ -230,12 +230,26 @@ def test_dask_local_cluster_gives_byte_identical_output(demo, tmp_path):
     dask = run_musicrep(*common, "--dst", tmp_path / "dask", "--scheduler", "local")
     assert pool.exit_code == 0 and dask.exit_code == 0, dask.stderr
     assert "11 extracted, 0 skipped, 1 failed" in dask.stdout
+    assert "Scheduler at" not in dask.stderr  # distributed's INFO chatter stays quiet
     for track_id in chosen.track_id:
         if track_id != kinds["not audio"]:
             assert track_path(tmp_path / "dask", track_id).read_bytes() == track_path(tmp_path / "pool",
                                                                                       track_id).read_bytes()
     for name in ("extract_log.csv", "extract_config.json"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes()
+
+    from distributed import LocalCluster
+
+    # a running cluster joined by address, as `--scheduler tcp://HOST:PORT` does on a real one
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        remote = run_musicrep(*common[:-3], "--allow-failures", "--dst", tmp_path / "tcp",
+                              "--scheduler", cluster.scheduler_address)
+    assert remote.exit_code == 0, remote.stderr
+    assert (tmp_path / "tcp" / "extract_log.csv").read_bytes() == (tmp_path / "pool" / "extract_log.csv").read_bytes()
+    assert all(track_path(tmp_path / "tcp", t).read_bytes() == track_path(tmp_path / "pool", t).read_bytes()
+               for t in chosen.track_id if t != kinds["not audio"])
 
 
 def test_unreachable_scheduler_fails_before_any_work(tmp_path):
@@ -309,3 +323,22 @@ def test_other_formats_decode_through_the_pyav_fallback(tmp_path):
     fake.write_text("not audio at all\n" * 20)
     with pytest.raises(Exception, match="unsupported format"):
         extract_features(fake, ExtractConfig())
+
+
+def test_a_write_error_fails_that_track_and_the_run_goes_on(demo, tmp_path):
+    tracks = _playable(demo).head(6)
+    _tidfile(tracks, tmp_path / "tids.csv")
+    dst = tmp_path / "f"
+    victim = tracks.track_id.iloc[0]
+    shard = track_path(dst, victim).parent
+    shard.parent.mkdir(parents=True)
+    shard.write_text("a file where the shard folder should be")  # a real OSError on write, even as root
+    result = run_cli("extract", "--tidfile", tmp_path / "tids.csv", "--audio-root", demo.manifest.audio_root,
+                     "--dst", dst, "--crop", "--pad")
+    assert result.exit_code == 1
+    log = pd.read_csv(dst / "extract_log.csv", keep_default_na=False).set_index("track_id")
+    assert log.loc[victim, "status"] == "failed"
+    assert log.loc[victim, "message"].startswith(f"cannot write features to {shard}")
+    others = [t for t in tracks.track_id if track_path(dst, t).parent != shard]
+    assert others and (log.loc[others, "status"] == "ok").all()
+    assert not list(dst.rglob("*.tmp"))

@@ -125,11 +125,14 @@ class DaskRunner:
             from distributed import Client, LocalCluster
         except ImportError as exc:
             raise UsageError("--scheduler needs dask.distributed: pip install 'musicrep[dask]'") from exc
+        if not logger.isEnabledFor(logging.DEBUG):
+            # distributed narrates every connection at INFO (its import sets that level): warnings only
+            logging.getLogger("distributed").setLevel(logging.WARNING)
         with self._stack:
             if self.scheduler == "local":
                 cluster = self._stack.enter_context(LocalCluster(
                     n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.WARNING))
+                    host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING))
                 self.client = self._stack.enter_context(Client(cluster))
             else:
                 try:

@@ -167,7 +167,8 @@ def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
     except AudioError as exc:
         return TrackResult(track_id, "failed", exc.reason)
     except OSError as exc:
-        return TrackResult(track_id, "failed", f"cannot write features ({exc.strerror or exc})")
+        where = f" to {exc.filename}" if exc.filename else ""
+        return TrackResult(track_id, "failed", f"cannot write features{where} ({exc.strerror or exc})")
     except Exception as exc:  # noqa: BLE001 - any other failure of one track is recorded, the run goes on
         return TrackResult(track_id, "failed", f"{type(exc).__name__}: {exc}")
     return TrackResult(track_id, "ok", "silent" if silent else "", valid)
