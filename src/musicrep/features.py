@@ -166,13 +166,21 @@ def power_to_db(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     db : np.ndarray, same shape as ``power``, float32
     silent : np.ndarray [shape=(channels,)], bool
     """
+    channels = power.shape[-1]
     peak = _channel_max(power)
     silent = peak <= AMIN
-    db = np.maximum(power, np.float32(AMIN))
+    db = np.empty(power.shape, dtype=np.float32)  # C order: the flat views below write into it
+    np.maximum(power, np.float32(AMIN), out=db)
     np.log(db, out=db)
     db *= _DB_PER_NEPER
-    db -= (_DB_PER_NEPER * np.log(np.maximum(peak, np.float32(AMIN)))).astype(np.float32)
-    np.maximum(db, _channel_max(db) - np.float32(TOP_DB), out=db)
+    ref = (_DB_PER_NEPER * np.log(np.maximum(peak, np.float32(AMIN)))).astype(np.float32)
+    top = _channel_max(db)
+    flat = db.reshape(-1)
+    for channel in range(channels):
+        # per-channel scalars on strided 1-D views: broadcasting a (channels,) operand runs inner loops of length 2
+        values = flat[channel::channels]
+        values -= ref[channel]
+        np.maximum(values, top[channel] - ref[channel] - np.float32(TOP_DB), out=values)
     if silent.any():
         db[..., silent] = -TOP_DB
     return db, silent
