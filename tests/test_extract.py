@@ -160,8 +160,12 @@ def test_killed_run_resumes_to_identical_results(demo, tmp_path):
     for track_id in tid.track_id:
         assert track_path(tmp_path / "killed", track_id).read_bytes() == track_path(tmp_path / "full",
                                                                                     track_id).read_bytes()
-    log = pd.read_csv(tmp_path / "killed" / "extract_log.csv")
-    assert sorted(log.track_id) == sorted(tid.track_id) and set(log.status) <= {"ok", "skipped"}
+    log = pd.read_csv(tmp_path / "killed" / "extract_log.csv").set_index("track_id")
+    assert sorted(log.index) == sorted(tid.track_id) and set(log.status) <= {"ok", "skipped"}
+    # tracks the killed run finished keep their valid-frame counts (merge and the statistics need them)
+    full = pd.read_csv(tmp_path / "full" / "extract_log.csv").set_index("track_id")
+    assert (log.status == "skipped").any()
+    assert log.frames.loc[full.index].tolist() == full.frames.tolist()
 
 
 def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
@@ -342,3 +346,23 @@ def test_a_write_error_fails_that_track_and_the_run_goes_on(demo, tmp_path):
     others = [t for t in tracks.track_id if track_path(dst, t).parent != shard]
     assert others and (log.loc[others, "status"] == "ok").all()
     assert not list(dst.rglob("*.tmp"))
+
+
+def test_one_silent_channel_is_named_and_odd_fft_sizes_match_librosa(tmp_path):
+    import soundfile as sf
+
+    from musicrep.features import MelConfig, mel_filterbank
+
+    t = np.arange(5 * 22050) / 22050
+    sf.write(tmp_path / "half.wav", np.stack([0.3 * np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1), 22050)
+    pd.DataFrame({"track_id": ["half"], "filename": ["half.wav"]}).to_csv(tmp_path / "tids.csv", index=False)
+    result = run_cli("extract", "--tidfile", tmp_path / "tids.csv", "--dst", tmp_path / "f")
+    assert result.exit_code == 0
+    log = pd.read_csv(tmp_path / "f" / "extract_log.csv", keep_default_na=False)
+    assert log.message.tolist() == ["silent channel(s): 2"]
+    array = read_track(tmp_path / "f", "half")
+    assert (array[..., 1] == -80).all() and array[..., 0].max() == 0
+
+    for n_fft in (1023, 1024, 2047):
+        ours = mel_filterbank(MelConfig(n_fft=n_fft, n_mels=96))
+        np.testing.assert_allclose(ours, librosa.filters.mel(sr=22050, n_fft=n_fft, n_mels=96), atol=1e-7)

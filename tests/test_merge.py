@@ -66,11 +66,47 @@ def test_merge_streams_arrays_in_order_with_stats(extracted):
 
 
 def test_unequal_lengths_need_crop_and_pad(extracted):
-    root, *_ = extracted
-    with pytest.raises(UsageError, match="merge unequal lengths with --crop --pad"):
+    root, tid, kinds, _ = extracted
+    with pytest.raises(UsageError, match=r"add --crop --pad to bring them to 880"):
         merge(root / "train.csv", root / "natural", root / "x")
+    with pytest.raises(UsageError, match=r"add --pad to bring them to 880"):
+        merge(root / "train.csv", root / "natural", root / "x", crop=True)
     report = merge(root / "train.csv", root / "natural", root / "cropped", crop=True, pad=True)
     assert report.shape[1:] == (128, 880, 2)
+    # --crop alone on long tracks (948 natural frames): cut to 880, nothing padded
+    long = tid[~tid.track_id.isin(list(kinds.values()))].iloc[3:]
+    long.to_csv(root / "long.csv", index=False)
+    cropped = merge(root / "long.csv", root / "natural", root / "long", crop=True)
+    assert cropped.shape == (len(long), 128, 880, 2)
+    assert (pd.read_csv(root / "long" / "index.csv").valid_frames == 880).all()
+
+
+def test_merge_refuses_mixed_extractions_and_mismatched_stats(extracted, tmp_path):
+    import shutil
+
+    from musicrep.store import track_path, write_track
+
+    root, tid, kinds, _ = extracted
+    source = tmp_path / "mixed"
+    shutil.copytree(root / "padded", source)
+    ok = [t for t in tid.track_id if t != kinds["empty"]]
+    write_track(source, ok[-1], read_track(source, ok[-1])[:, :, :1])  # one mono array among stereo ones
+    with pytest.raises(UsageError, match=r"1 channels, but .* has 128 x 2 \(arrays of two extractions"):
+        merge(root / "train.csv", source, tmp_path / "m", crop=True, pad=True)
+    assert track_path(source, ok[-1]).is_file()
+
+    np.savez(tmp_path / "mono_stats.npz", mean=np.zeros((128, 1)), std=np.ones((128, 1)))
+    result = run_cli("merge", "--tidfile", root / "val.csv", "--src", root / "padded", "--dst", tmp_path / "v",
+                     "--crop", "--pad", "--normalize", "--stats-from", tmp_path / "mono_stats.npz")
+    assert result.exit_code == 2 and "statistics of shape (128, 1), but the store has 128 mels x 2" in result.stderr
+
+
+def test_empty_partition_gets_an_empty_store(extracted, tmp_path):
+    root, *_ = extracted
+    pd.DataFrame({"track_id": [], "filename": []}).to_csv(tmp_path / "empty.csv", index=False)
+    report = merge(tmp_path / "empty.csv", root / "padded", tmp_path / "e", crop=True, pad=True)
+    assert report.shape == (0, 128, 880, 2) and report.stats_path is None
+    assert np.load(tmp_path / "e" / "features.npy").shape == (0, 128, 880, 2)
 
 
 def test_merge_cli(extracted):

@@ -497,7 +497,7 @@ def merge_command(
         report = merge(tidfile, src, dst, crop=crop, pad=pad, frames=frames, stats_from=stats_from, normalize=normalize,
                        on_progress=update)
     _print(f"{dst}/features.npy: {report.n_tracks} tracks, shape {report.shape}; {len(report.left_out)} left out "
-           f"(listed in {dst / 'left_out.csv'}); statistics {report.stats_path}")
+           f"(listed in {dst / 'left_out.csv'}); statistics {report.stats_path or 'none (no tracks)'}")
     for track_id, reason in report.left_out[:_SHOWN_PROBLEMS]:
         err.print(f"  {track_id}: {reason}", markup=False)
     return EXIT_ITEM_FAILURES if report.left_out else EXIT_OK

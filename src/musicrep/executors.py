@@ -2,8 +2,9 @@
 
 Both runners take the same job function (one picklable job in, one result
 out; the function catches its own errors) and report every job exactly once:
-``record(result)`` when it ran, ``lost(job, reason)`` when the process that
-ran it died. Work in flight is bounded, so memory stays flat whatever the
+``record(result)`` when it ran, ``lost(job, reason)`` when it could not finish
+(with the process pool: every job still in flight when a worker died, since
+the pool cannot tell which one it was running). Work in flight is bounded, so memory stays flat whatever the
 number of jobs. The job function must be importable on the workers (for a
 remote cluster: musicrep installed there, the audio and output folders on
 shared storage at the same paths).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -79,19 +81,25 @@ class ProcessPoolRunner:
                             record(result)
                 except BrokenProcessPool:
                     reason = _death_reason(pool)
-                    for job in in_flight.values():
-                        lost(job, reason)
-                    logger.warning("a worker died (%s); %d job(s) lost, restarting the pool", reason, len(in_flight))
+                    n_lost = 0
+                    for future, job in in_flight.items():
+                        if future.done() and not future.cancelled() and future.exception() is None:
+                            record(future.result())  # finished before the pool broke: not lost
+                        else:
+                            lost(job, reason)
+                            n_lost += 1
+                    logger.warning("a worker died (%s); %d job(s) lost, restarting the pool", reason, n_lost)
 
 
 def _death_reason(pool: ProcessPoolExecutor) -> str:
-    # ProcessPoolExecutor keeps its processes privately; their exit codes tell the signal
+    # ProcessPoolExecutor keeps its processes privately; their exit codes tell the signal. Once one
+    # dies, the executor terminates the others (SIGTERM), so any other signal is the original cause.
     processes = getattr(pool, "_processes", None) or {}
-    for process in processes.values():
-        code = process.exitcode
-        if code is not None and code < 0:
-            return f"worker died (signal {-code})"
-    return "worker died"
+    signals = {-p.exitcode for p in processes.values() if p.exitcode is not None and p.exitcode < 0}
+    if not signals:
+        return "worker died"
+    cause = min(signals - {signal.SIGTERM}, default=signal.SIGTERM)
+    return f"worker died (signal {int(cause)})"
 
 
 class DaskRunner:
@@ -168,6 +176,8 @@ class DaskRunner:
             job = futures.pop(future)
             if future.status == "finished":
                 record(future.result())
+            elif future.status == "cancelled":
+                lost(job, "cancelled (the dask scheduler or this client went away)")
             else:  # the scheduler gave up on it (e.g. KilledWorker after repeated worker deaths)
                 error = future.exception()
                 lost(job, f"worker died ({type(error).__name__}: {error})")

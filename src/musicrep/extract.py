@@ -11,7 +11,7 @@ moment and started again with ``--skip`` finishes the job with identical results
 from __future__ import annotations
 
 import csv
-import logging
+import io
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +26,6 @@ from musicrep.features import TOP_DB, MelConfig, mel_front_end
 from musicrep.fileio import ensure_dir, write_csv
 from musicrep.memory import retain_freed_memory
 from musicrep.store import check_config, track_path, write_track
-
-logger = logging.getLogger(__name__)
 
 LOG_FILE = "extract_log.csv"
 LOG_COLUMNS = ["track_id", "status", "message", "frames"]
@@ -137,11 +135,11 @@ def extract_features(path: str | Path, config: ExtractConfig) -> tuple[np.ndarra
         Every channel was digital silence (stored as the -80 dB floor).
     """
     array, silent, _ = extract_with_length(path, config)
-    return array, silent
+    return array, bool(silent.all())
 
 
-def extract_with_length(path: str | Path, config: ExtractConfig) -> tuple[np.ndarray, bool, int]:
-    """:func:`extract_features` plus the number of valid (non-padded) frames."""
+def extract_with_length(path: str | Path, config: ExtractConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`extract_features` with the silence of each channel and the number of valid (non-padded) frames."""
     if config.segment == "full":
         y = load(path, sr=config.mel.sr, mono=config.mono)
     else:  # decode only the segment (plus a resampling margin)
@@ -155,7 +153,7 @@ def extract_with_length(path: str | Path, config: ExtractConfig) -> tuple[np.nda
     array = db.astype(np.float16 if config.precision == 16 else np.float32, copy=False)
     if not np.isfinite(array).all():
         raise AudioError(str(path), "non-finite values in the spectrogram")
-    return np.ascontiguousarray(array), bool(silent.all()), valid
+    return np.ascontiguousarray(array), silent, valid
 
 
 def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
@@ -166,12 +164,20 @@ def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
         write_track(dst, track_id, array)
     except AudioError as exc:
         return TrackResult(track_id, "failed", exc.reason)
-    except OSError as exc:
-        where = f" to {exc.filename}" if exc.filename else ""
-        return TrackResult(track_id, "failed", f"cannot write features{where} ({exc.strerror or exc})")
+    except OSError as exc:  # disk full, permissions, a path blocked by a file: name the array that was not written
+        return TrackResult(track_id, "failed", f"cannot write features to {track_path(dst, track_id)} "
+                                               f"({exc.strerror or exc})")
     except Exception as exc:  # noqa: BLE001 - any other failure of one track is recorded, the run goes on
         return TrackResult(track_id, "failed", f"{type(exc).__name__}: {exc}")
-    return TrackResult(track_id, "ok", "silent" if silent else "", valid)
+    return TrackResult(track_id, "ok", _silence_message(silent), valid)
+
+
+def _silence_message(silent: np.ndarray) -> str:
+    if silent.all():
+        return "silent"
+    if silent.any():
+        return "silent channel(s): " + " ".join(str(c + 1) for c in np.flatnonzero(silent))
+    return ""
 
 
 def read_tidfile(path: str | Path) -> pd.DataFrame:
@@ -214,47 +220,79 @@ def extract(
     root = ensure_dir(dst)
     check_config(root, config.to_dict(), skip=skip)
     logs = ensure_dir(root / "logs")
+    _remove_partial_files(root)
+    unique = tracks.drop_duplicates("track_id")
     results: dict[str, TrackResult] = {}
-    with make_runner(workers, scheduler, _init_worker) as runner:
+    # remote workers are shared and long-lived: their malloc settings are not ours to change
+    initializer = _init_worker if scheduler in (None, "local") else None
+    with make_runner(workers, scheduler, initializer) as runner:
         run_log = logs / f"extract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.csv"
-        with run_log.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(LOG_COLUMNS)
+        try:
+            with run_log.open("a", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(LOG_COLUMNS)
 
-            def record(result: TrackResult) -> None:
-                results[result.track_id] = result
-                writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
-                handle.flush()
-                if on_progress is not None:
-                    on_progress(len(results), len(tracks))
+                def record(result: TrackResult) -> None:
+                    results[result.track_id] = result
+                    writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
+                    handle.flush()
+                    if on_progress is not None:
+                        on_progress(len(results), len(unique))
 
-            todo = []
-            for track_id, filename in tracks.drop_duplicates("track_id").itertuples(index=False):
-                if skip and track_path(root, track_id).is_file():
-                    record(TrackResult(track_id, "skipped", "already extracted"))
-                elif not filename:
-                    record(TrackResult(track_id, "failed", "track id not in the manifest"))
-                else:
-                    path = Path(filename)
-                    if audio_root is not None and not path.is_absolute():
-                        path = audio_root / path
-                    todo.append((track_id, str(path), str(root), config))
-            runner.run(_extract_one, todo, record, lambda job, reason: record(TrackResult(job[0], "failed", reason)))
-    _write_log(root, results)
+                todo = []
+                for track_id, filename in unique.itertuples(index=False):
+                    if skip and track_path(root, track_id).is_file():
+                        record(TrackResult(track_id, "skipped", "already extracted"))
+                    elif not filename:
+                        record(TrackResult(track_id, "failed", "track id not in the manifest"))
+                    else:
+                        path = Path(filename)
+                        if audio_root is not None and not path.is_absolute():
+                            path = audio_root / path
+                        todo.append((track_id, str(path), str(root), config))
+                runner.run(_extract_one, todo, record,
+                           lambda job, reason: record(TrackResult(job[0], "failed", reason)))
+        finally:  # even an interrupted run leaves extract_log.csv true to what was done
+            _write_log(root)
     return ExtractReport(dst=root, results=list(results.values()))
 
 
-def _init_worker() -> None:
-    """Worker set-up: one thread per process (N workers use N cores without oversubscription)
-    and freed buffers kept for the next track (:func:`musicrep.memory.retain_freed_memory`)."""
-    import torch
+def _remove_partial_files(root: Path) -> None:
+    """Delete temporary arrays a killed run left behind (``atomic_path`` names them ``.<file>.*.tmp``).
 
-    torch.set_num_threads(1)
+    Run only at the start of an extraction: two runs writing into one folder at once are not supported.
+    """
+    for partial in root.glob("*/.*.npy.*.tmp"):
+        partial.unlink(missing_ok=True)
+
+
+def _init_worker() -> None:
+    """Worker set-up: keep freed buffers for the next track (:func:`musicrep.memory.retain_freed_memory`).
+
+    Nothing here uses threads (scipy's FFT and the sparse product run on one),
+    so N workers use N cores without oversubscription.
+    """
     retain_freed_memory()
 
 
-def _write_log(root: Path, results: dict[str, TrackResult]) -> None:
-    """Update ``extract_log.csv``: every track's latest state (earlier runs' tracks kept)."""
+_STATUSES = frozenset({"ok", "skipped", "failed"})
+
+
+def _read_run_log(path: Path) -> list[list[str]]:
+    """Rows ``track_id,status,message,frames`` of one run log; a killed run's cut-off last row is ignored."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = [row + [""] * (len(LOG_COLUMNS) - len(row)) for row in csv.reader(io.StringIO(text))][1:]
+    return [row for row in rows if len(row) == len(LOG_COLUMNS) and row[1] in _STATUSES]
+
+
+def _write_log(root: Path) -> None:
+    """Rebuild ``extract_log.csv`` from every run log, oldest first: each track's latest state.
+
+    Run logs are flushed per track, so the tracks a killed run finished keep
+    their valid-frame counts when a ``--skip`` run later reports them skipped.
+    """
     path = root / LOG_FILE
     states: dict[str, tuple[str, str, str]] = {}
     if path.is_file():
@@ -262,9 +300,10 @@ def _write_log(root: Path, results: dict[str, TrackResult]) -> None:
         if "frames" not in previous:
             previous["frames"] = ""
         states.update({r.track_id: (r.status, r.message, r.frames) for r in previous.itertuples(index=False)})
-    for r in results.values():
-        # a skipped track keeps the valid-frame count of the run that extracted it
-        frames = states.get(r.track_id, ("", "", ""))[2] if r.status == "skipped" else str(r.frames or "")
-        states[r.track_id] = (r.status, r.message, frames)
+    for run_log in sorted((root / "logs").glob("extract-*.csv")):
+        for track_id, status, message, frames in _read_run_log(run_log):
+            if status == "skipped" and not frames:
+                frames = states.get(track_id, ("", "", ""))[2]
+            states[track_id] = (status, message, frames)
     rows = [(track_id, *state) for track_id, state in sorted(states.items())]
     write_csv(pd.DataFrame(rows, columns=LOG_COLUMNS), path)

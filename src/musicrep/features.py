@@ -61,7 +61,7 @@ def mel_filterbank(config: MelConfig) -> np.ndarray:
     weights : np.ndarray [shape=(n_mels, 1 + n_fft // 2)], float32
     """
     fmax = config.fmax if config.fmax is not None else config.sr / 2.0
-    fft_freqs = np.linspace(0.0, config.sr / 2.0, 1 + config.n_fft // 2)
+    fft_freqs = np.fft.rfftfreq(config.n_fft, 1.0 / config.sr)  # right for odd n_fft too
     mel_f = mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(fmax), config.n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
@@ -87,7 +87,12 @@ class MelFrontEnd:
     """Periodic Hann window, float32."""
 
     def log_mel(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log-mel dB of every channel, laid out as stored: ``(n_mels, frames, channels)``.
+        """Log-mel dB of every channel, laid out as stored, and which channels were digital silence.
+
+        Returns
+        -------
+        db : np.ndarray [shape=(n_mels, frames, channels)], float32
+        silent : np.ndarray [shape=(channels,)], bool
 
         See :func:`mel_power` and :func:`power_to_db`.
         """

@@ -1,6 +1,6 @@
 """Merge per-track arrays into one store per partition, with train statistics (stage 3b).
 
-``OUT/features.npy`` (N, n_mels, frames, 2) is written as an npy header then
+``OUT/features.npy`` (N, n_mels, frames, channels) is written as an npy header then
 one plain write per track, in tidfile order, so memory stays flat whatever N;
 ``OUT/index.csv`` maps rows to track ids and valid (non-padded) frames;
 ``OUT/store.json`` holds the parameters; ``stats.npz`` holds float64 mean and
@@ -127,16 +127,17 @@ def merge(
     stats_path = out / STATS_FILE
     running = None
     if stats_from is not None and str(stats_from).endswith(".npz"):
-        with np.load(stats_from) as loaded:
-            mean, std = loaded["mean"], loaded["std"]
+        mean, std = _load_stats(Path(stats_from), shape)
         _save_stats(stats_path, mean, std, source=str(stats_from))
     elif stats_from is not None or normalize:
-        stats_ids = present if stats_from is None else [
-            t for t in read_tidfile(stats_from).track_id if track_path(source, t).is_file()]
+        stats_ids = present if stats_from is None else _stats_tracks(Path(stats_from), source)
         mean, std = _statistics(source, stats_ids, lengths)
         _save_stats(stats_path, mean, std, source=str(stats_from or tidfile))
-    else:
+    elif present:
         running = RunningStats()
+    else:
+        stats_path = None
+        logger.warning("%s: no tracks, so no statistics (take them from the train store with --stats-from)", tidfile)
 
     rows = []
     with atomic_path(out / "features.npy") as tmp, tmp.open("wb") as handle:
@@ -161,27 +162,68 @@ def merge(
     write_csv(pd.DataFrame(left_out, columns=["track_id", "reason"]), out / "left_out.csv")
     write_json({"shape": list(shape), "dtype": dtype.name, "normalized": normalize, "crop": crop, "pad": pad,
                 "pad_value": pad_value, "source": str(source.resolve()), "extract_config": extract_config,
-                "stats": str(stats_path.name)}, out / "store.json")
+                "stats": stats_path.name if stats_path else None}, out / "store.json")
     return MergeReport(out_dir=out, n_tracks=len(present), shape=shape, left_out=left_out, stats_path=stats_path)
 
 
 def _store_shape(source: Path, present: list[str], extract_config: dict, *, crop: bool, pad: bool, frames: int,
                  tidfile: str | Path) -> tuple[int, int, int, int]:
-    """(N, n_mels, frames, channels) of the store; unequal lengths refused without crop + pad."""
+    """(N, n_mels, frames, channels) of the store.
+
+    Every array's header is read: mels and channels must agree (a folder
+    re-extracted with other parameters can hold both), and lengths must agree
+    once ``crop`` (longer ones cut to ``frames``) and ``pad`` (shorter ones
+    padded to ``frames``) are applied.
+    """
+    if not present:
+        if not (crop and pad):
+            raise UsageError(f"{tidfile}: none of its tracks has an extracted array in {source}")
+        # an empty partition (tiny collections) still gets a store, with zero rows
+        return (0, int(extract_config.get("n_mels", 128)), frames, 1 if extract_config.get("mono") else 2)
     shapes = {track_id: _shape(track_path(source, track_id)) for track_id in present}
-    if present:
-        first = shapes[present[0]]
-    elif crop and pad:  # an empty partition (tiny collections) still gets a store, with zero rows
-        first = (int(extract_config.get("n_mels", 128)), frames, 1 if extract_config.get("mono") else 2)
-    else:
-        raise UsageError(f"{tidfile}: none of its tracks has an extracted array in {source}")
-    if crop and pad:
-        return (len(present), first[0], frames, first[2])
-    unequal = [t for t in present if shapes[t] != first]
+    first = shapes[present[0]]
+    for track_id, shape in shapes.items():
+        if (shape[0], shape[2]) != (first[0], first[2]):
+            raise UsageError(f"{track_path(source, track_id)}: {shape[0]} mels x {shape[2]} channels, but "
+                             f"{present[0]} has {first[0]} x {first[2]} (arrays of two extractions in one folder?)")
+
+    def length(n: int) -> int:
+        n = min(n, frames) if crop else n
+        return max(n, frames) if pad else n
+
+    lengths = {track_id: length(shape[1]) for track_id, shape in shapes.items()}
+    unequal = [t for t in present if lengths[t] != lengths[present[0]]]
     if unequal:
-        raise UsageError(f"{unequal[0]}: shape {shapes[unequal[0]]} differs from {first} "
-                         "(merge unequal lengths with --crop --pad)")
-    return (len(present), *first)
+        hint = "--crop --pad" if not (crop or pad) else ("--pad" if crop else "--crop")
+        raise UsageError(f"{unequal[0]}: {shapes[unequal[0]][1]} frames where {present[0]} has "
+                         f"{shapes[present[0]][1]} (add {hint} to bring them to {frames})")
+    return (len(present), first[0], lengths[present[0]], first[2])
+
+
+def _load_stats(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std from a ``stats.npz``, checked against the store's mels and channels."""
+    try:
+        with np.load(path) as loaded:
+            mean, std = loaded["mean"], loaded["std"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: not a stats.npz with mean and std ({exc})") from exc
+    expected = (shape[1], shape[3])
+    if mean.shape != expected or std.shape != expected:
+        raise InputError(f"{path}: statistics of shape {mean.shape}, but the store has {expected[0]} mels x "
+                         f"{expected[1]} channels")
+    return mean, std
+
+
+def _stats_tracks(tidfile: Path, source: Path) -> list[str]:
+    """The tracks of ``tidfile`` that have an array (once each); the others are named in a warning."""
+    ids = list(dict.fromkeys(read_tidfile(tidfile).track_id))
+    present = [t for t in ids if track_path(source, t).is_file()]
+    have = set(present)
+    missing = [t for t in ids if t not in have]
+    if missing:
+        logger.warning("%s: %d of %d tracks have no extracted array and are left out of the statistics (e.g. %s)",
+                       tidfile, len(missing), len(ids), missing[0])
+    return present
 
 
 def _statistics(source: Path, track_ids: list[str], lengths: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +290,7 @@ class FeatureStore:
         return self._rows[track_id]
 
     def get(self, key: str | int) -> np.ndarray:
-        """The array of a row or track id, shape (n_mels, frames, 2)."""
+        """The array of a row or track id, shape (n_mels, frames, channels)."""
         return np.asarray(self.features[self.row(key) if isinstance(key, str) else key])
 
     def random_crop(self, key: str | int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -258,7 +300,7 @@ class FeatureStore:
         start = int(rng.integers(0, max(1, valid - length + 1)))
         crop = np.asarray(self.features[row, :, start:start + length], dtype=np.float32)
         if crop.shape[1] < length:
-            crop = _fit(crop, length, -80.0)
+            crop = _fit(crop, length, float(self.params.get("pad_value", -80.0)))
         return crop
 
     def normalized(self, array: np.ndarray) -> np.ndarray:
