@@ -197,7 +197,7 @@ def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
     assert sorted(statuses) == sorted(tid.track_id)  # every track exactly once
     died = [t for t, (status, message) in statuses.items() if message.startswith("worker died")]
     assert died and all(statuses[t][0] == "failed" for t in died)
-    assert any("signal 9" in statuses[t][1] for t in died)
+    assert any("signal 9" in statuses[t][1] for t in died), {statuses[t][1] for t in died}
     assert sum(status == "ok" for status, _ in statuses.values()) >= len(tid) - len(died)
 
 

@@ -94,8 +94,10 @@ class ProcessPoolRunner:
 def _death_reason(pool: ProcessPoolExecutor) -> str:
     # ProcessPoolExecutor keeps its processes privately; their exit codes tell the signal. Once one
     # dies, the executor terminates the others (SIGTERM), so any other signal is the original cause.
-    processes = getattr(pool, "_processes", None) or {}
-    signals = {-p.exitcode for p in processes.values() if p.exitcode is not None and p.exitcode < 0}
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.join(timeout=1.0)  # reap it: a dead process not yet waited for has no exit code
+    signals = {-p.exitcode for p in processes if p.exitcode is not None and p.exitcode < 0}
     if not signals:
         return "worker died"
     cause = min(signals - {signal.SIGTERM}, default=signal.SIGTERM)
