@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from musicrep.errors import UsageError
 from musicrep.fileio import atomic_path
 
 CONFIG_FILE = "extract_config.json"
+
+logger = logging.getLogger(__name__)
 
 
 def track_path(root: str | os.PathLike[str], track_id: str) -> Path:
@@ -56,9 +59,12 @@ def check_config(root: Path, config: dict, *, skip: bool) -> None:
         except (OSError, json.JSONDecodeError) as exc:
             raise UsageError(f"{path}: unreadable ({exc})") from exc
         differing = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
-        if differing and skip:
+        if differing:
             key = differing[0]
-            raise UsageError(f"{path}: --skip into a folder made with other parameters: {key} was "
-                             f"{existing.get(key)!r}, now {config.get(key)!r}")
+            change = f"{key} was {existing.get(key)!r}, now {config.get(key)!r}"
+            if skip:
+                raise UsageError(f"{path}: --skip into a folder made with other parameters: {change}")
+            logger.warning("%s: parameters changed (%s): arrays of tracks not extracted again keep the old ones "
+                           "(merge refuses mixed shapes; use a new --dst to keep runs apart)", path, change)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
