@@ -30,7 +30,12 @@ Lost = Callable[[Any, str], None]
 
 
 class Runner(Protocol):
-    """Runs jobs and reports each exactly once (see the module docstring)."""
+    """Runs jobs and reports each exactly once (see the module docstring); a context manager
+    that holds its workers (or cluster connection) for the duration of the ``with`` block."""
+
+    def __enter__(self) -> Runner: ...
+
+    def __exit__(self, *exc_info) -> None: ...
 
     def run(self, function: Callable[[Any], Any], jobs: Iterable[Any], record: Record, lost: Lost) -> None: ...
 
@@ -199,7 +204,7 @@ def _setup_plugin(initializer: Callable[[], None]):
 
 
 def make_runner(workers: int | None, scheduler: str | None, initializer: Callable[[], None] | None = None
-                ) -> ProcessPoolRunner | DaskRunner:
+                ) -> Runner:
     """The runner for ``--workers`` / ``--scheduler`` (None: the local process pool)."""
     if scheduler is None:
         return ProcessPoolRunner(workers or 1, initializer)
