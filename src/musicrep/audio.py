@@ -238,7 +238,7 @@ def _probe_pyav(file: Path) -> AudioInfo:
         raise AudioError(str(file), f"unsupported format ({exc.strerror or exc})") from exc
     if rate <= 0 or channels <= 0 or seconds <= 0:
         raise AudioError(str(file), "audio header reports no samples")
-    return AudioInfo(duration=seconds, sample_rate=rate, channels=channels, format=file.suffix.lower().lstrip("."),
+    return AudioInfo(duration=seconds, sample_rate=rate, channels=channels, format=format_from_path(file),
                      decoder="pyav")
 
 

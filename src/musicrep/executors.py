@@ -4,10 +4,10 @@ Both runners take the same job function (one picklable job in, one result
 out; the function catches its own errors) and report every job exactly once:
 ``record(result)`` when it ran, ``lost(job, reason)`` when it could not finish
 (with the process pool: every job still in flight when a worker died, since
-the pool cannot tell which one it was running). Work in flight is bounded, so memory stays flat whatever the
-number of jobs. The job function must be importable on the workers (for a
-remote cluster: musicrep installed there, the audio and output folders on
-shared storage at the same paths).
+the pool cannot tell which one it was running). Work in flight is bounded, so
+memory stays flat whatever the number of jobs. The job function must be
+importable on the workers (for a remote cluster: musicrep installed there, the
+audio and output folders on shared storage at the same paths).
 """
 
 from __future__ import annotations
