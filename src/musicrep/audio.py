@@ -5,12 +5,24 @@ flac, ogg/vorbis, ogg/opus and mp3 without any system package. Containers
 libsndfile does not know (m4a/aac, wma, webm, ...) fall back to PyAV (FFmpeg's
 decoders, the optional ``musicrep[ffmpeg]`` extra); without it they fail with
 "unsupported format".
+
+The C decoders print warnings straight to the process's stderr (libmpg123:
+"Illegal Audio-MPEG-Header", "Xing stream size off", ...). Every decoder call
+here runs inside a :func:`musicrep.stderr_capture.capture_stderr` window, and
+the text goes to the innermost :func:`decoder_output` block of the thread (or,
+outside one, to this module's logger as a warning), never straight to stderr.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import re
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +30,9 @@ import soundfile as sf
 import soxr
 
 from musicrep.errors import AudioError
+from musicrep.stderr_capture import Captured, capture_stderr, summarize
+
+logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".aac", ".wma"}
@@ -37,6 +52,65 @@ class AudioInfo:
     format: str
     decoder: str = "soundfile"
     """``soundfile`` or ``pyav`` (the fallback)."""
+
+
+@dataclass
+class DecoderOutput:
+    """What the C decoders printed during a :func:`decoder_output` block, one text per decoder call."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The first distinct lines as one line (``""`` when the decoders said nothing),
+        see :func:`musicrep.stderr_capture.summarize`."""
+        return summarize("".join(self.texts))
+
+
+_SEEK_PRIMING = re.compile(r"^.*part2_3_length \(\d+\) too large for available bit count \(\d+\)\s*$", re.MULTILINE)
+"""What libmpg123 says about the frames it decodes without their bit reservoir after a seek, on intact files too."""
+
+_active_output: ContextVar[DecoderOutput | None] = ContextVar("musicrep_decoder_output", default=None)
+
+
+@contextmanager
+def decoder_output() -> Iterator[DecoderOutput]:
+    """Collect what the decoders print while this thread probes or decodes inside the block.
+
+    Examples
+    --------
+    >>> with decoder_output() as output:  # doctest: +SKIP
+    ...     y = load("truncated.mp3")
+    >>> output.summary()  # doctest: +SKIP
+    'Warning: Xing stream size off by more than 1%, fuzzy seeking may be even more fuzzy than by design!'
+    """
+    output = DecoderOutput()
+    token = _active_output.set(output)
+    try:
+        yield output
+    finally:
+        _active_output.reset(token)
+
+
+@contextmanager
+def _decoding(file: Path, *, seeking: bool = False) -> Iterator[None]:
+    """One decoder call's window: what it prints goes to the active :class:`DecoderOutput`, else to the log.
+
+    With ``seeking`` (the call seeks before decoding), libmpg123's complaints
+    about the frames it primes the decoder with are dropped: they come from
+    the seek, not from the file.
+    """
+    captured = Captured()
+    try:
+        with capture_stderr() as captured:
+            yield
+    finally:
+        text = _SEEK_PRIMING.sub("", captured.text) if seeking else captured.text
+        if text.strip():
+            output = _active_output.get()
+            if output is not None:
+                output.texts.append(text)
+            else:
+                logger.warning("%s: the decoder printed: %s", file, summarize(text))
 
 
 def format_from_path(path: str | os.PathLike[str]) -> str:
@@ -66,15 +140,18 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     """
     file = Path(path)
     try:
-        size = file.stat().st_size
+        status = file.stat()
     except FileNotFoundError as exc:
         raise AudioError(str(file), MISSING) from exc
     except OSError as exc:
         raise AudioError(str(file), f"cannot access audio file ({exc.strerror})") from exc
-    if size == 0:
+    if stat.S_ISDIR(status.st_mode):
+        raise AudioError(str(file), "is a directory, not an audio file")
+    if status.st_size == 0:
         raise AudioError(str(file), "empty file")
     try:
-        info = sf.info(str(file))
+        with _decoding(file):
+            info = sf.info(str(file))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         if file.suffix.lower() in FALLBACK_EXTENSIONS:
             return _probe_pyav(file)
@@ -204,7 +281,7 @@ def _read(file: Path, info: AudioInfo, start: int, stop: int | None) -> np.ndarr
         data = _decode_pyav(file)[:, start:stop]
     else:
         try:
-            with sf.SoundFile(str(file)) as handle:
+            with _decoding(file, seeking=start > 0), sf.SoundFile(str(file)) as handle:
                 handle.seek(start)
                 frames = -1 if stop is None else max(0, stop - start)
                 data = handle.read(frames, dtype="float32", always_2d=True).T
@@ -227,7 +304,7 @@ def _pyav(file: Path):
 def _probe_pyav(file: Path) -> AudioInfo:
     av = _pyav(file)
     try:
-        with av.open(str(file)) as container:
+        with _decoding(file), av.open(str(file)) as container:
             if not container.streams.audio:
                 raise AudioError(str(file), "unsupported format (no audio stream)")
             stream = container.streams.audio[0]
@@ -246,7 +323,7 @@ def _decode_pyav(file: Path) -> np.ndarray:
     """The first audio stream, whole, as FFmpeg decodes it (float32, planar)."""
     av = _pyav(file)
     try:
-        with av.open(str(file)) as container:
+        with _decoding(file), av.open(str(file)) as container:
             stream = container.streams.audio[0]
             planar = av.AudioResampler(format="fltp")  # sample format only: rate and layout kept
             chunks = [out.to_ndarray() for frame in container.decode(stream) for out in planar.resample(frame)]
