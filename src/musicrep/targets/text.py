@@ -2,9 +2,15 @@
 
 No translation and no downloaded model: the space is language-agnostic by
 co-occurrence (names, style terms and shared vocabulary tie languages
-together). Tokens are Unicode words, case- and accent-folded; the shipped
-stop-word lists of the languages present are removed; ``max_df`` drops what
-is left of function words; character n-grams are optional.
+together). Tokens are Unicode words with their digits and inner ``&`` (``80s``,
+``u2``, ``r&b``, ``1999``), case-folded, with the diacritics of Latin, Greek
+and Cyrillic letters removed and every other script kept intact; runs of
+scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar)
+become character bigrams. Each document loses the shipped stop words of its
+own language (the manifest's ``language``, normalized: ``en-US``, ``eng``,
+``English`` -> ``en``) and no others; a document without a language loses
+none. ``max_df`` drops what is left of function words; character n-grams of
+words are optional.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from musicrep.fileio import ensure_dir
 from musicrep.manifest import Manifest
 from musicrep.targets.analyzers import TextAnalyzer, stop_words_for
 from musicrep.targets.space import build_space
+from musicrep.targets.stopwords import normalize_language
 from musicrep.targets.tags import SpacesReport, train_mask
 
 TEXT = "text"
@@ -34,7 +41,8 @@ def embed_text(
         Vocabulary caps: terms in fewer than ``min_df`` distinct training texts,
         or in more than ``max_df`` of them, are dropped; at most ``max_features`` terms.
     stop_words : bool
-        Remove the shipped stop words of the languages present in the manifest.
+        Remove from each document the shipped stop words of its own language
+        (en, de, fr, es, it, pt, nl); texts in other languages or without one keep every word.
     char_ngrams : (low, high), optional
         Use character n-grams of words instead of words.
     """
@@ -45,8 +53,8 @@ def embed_text(
         raise UsageError(f"--max-df must be in (0, 1] (got {max_df})")
     out = ensure_dir(out_dir)
     train, unknown = train_mask(manifest, train_ids)
-    languages = sorted({lang for lang in frame["language"] if lang})
-    analyzer = TextAnalyzer(stop_words=stop_words_for(languages) if stop_words else [], char_ngrams=char_ngrams)
+    languages = sorted({code for code in map(normalize_language, frame["language"]) if code})
+    analyzer = TextAnalyzer(stop_words=stop_words_for(languages) if stop_words else {}, char_ngrams=char_ngrams)
     params = {"min_df": min_df, "max_df": max_df, "max_features": max_features, "languages": languages,
               "seed": seed, "manifest": str(manifest.path.resolve()) if manifest.path else None}
     folder = build_space(frame, train, analyzer, out_dir=out, name=TEXT, dims=dims, fit_unique=True,
