@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import demo_metadata, run_cli
 from musicrep.errors import UsageError
 from musicrep.manifest import Manifest, Track, tracks_to_frame, write_manifest
 from musicrep.partition import PartitionConfig, adopt_partitions, partition, summarize, write_partitions
+
+SPLITS = ("train", "val", "test")
 
 
 def synthetic_manifest(tmp_path, *, n_artists=300, seed=0, tagsets=("genres", "moods")) -> Manifest:
@@ -30,6 +34,43 @@ def synthetic_manifest(tmp_path, *, n_artists=300, seed=0, tagsets=("genres", "m
     return manifest
 
 
+def skewed_manifest(tmp_path, *, seed=0) -> Manifest:
+    """One genre on ~90% of the tracks (300 artists), seven rare genres on 2-8 artists each."""
+    rng = np.random.default_rng(seed)
+    spec = [("common", 300)] + [(f"rare{i}", n) for i, n in enumerate((2, 3, 3, 4, 5, 6, 8))]
+    tracks, artist = [], 0
+    for genre, n_artists in spec:
+        for _ in range(n_artists):
+            tracks += [Track(f"a{artist:04d}t{t:02d}", f"{artist}/{t}.mp3", artist=f"Artist {artist}",
+                             tags={"genres": [genre]}) for t in range(int(rng.integers(1, 13)))]
+            artist += 1
+    manifest = Manifest(frame=tracks_to_frame(tracks, ["genres"]), tagsets=["genres"], audio_root=tmp_path)
+    write_manifest(manifest, tmp_path / "manifest.parquet")
+    return manifest
+
+
+def check_sizes_and_leaks(manifest, split, fractions=(0.8, 0.1, 0.1)) -> pd.Series:
+    """Every track in one split, no artist in two, each split within one artist of its share; the sizes."""
+    frame = manifest.frame
+    split = frame.track_id.map(split)
+    assert split.notna().all()
+    assert (split.groupby(frame.artist).nunique() == 1).all()
+    largest = int(frame.artist.value_counts().max())
+    sizes = split.value_counts().reindex(list(SPLITS), fill_value=0)
+    for name, fraction in zip(SPLITS, fractions, strict=True):
+        assert abs(sizes[name] - fraction * len(frame)) <= largest, (name, sizes.to_dict(), largest)
+    return sizes
+
+
+def rare_label_coverage(manifest, split, min_artists=3) -> int:
+    """How many genres on at least ``min_artists`` artists have tracks in every split."""
+    frame = manifest.frame.assign(split=manifest.frame.track_id.map(split))
+    exploded = frame[["artist", "tags_genres", "split"]].explode("tags_genres").dropna()
+    artists = exploded.groupby("tags_genres").artist.nunique()
+    splits = exploded.groupby("tags_genres").split.nunique()
+    return int((splits[artists >= min_artists] == 3).sum())
+
+
 def test_no_artist_in_two_splits_and_fractions_hold(tmp_path):
     manifest = synthetic_manifest(tmp_path)
     parts = partition(manifest, PartitionConfig(seed=1))
@@ -43,16 +84,16 @@ def test_no_artist_in_two_splits_and_fractions_hold(tmp_path):
 
 def test_stratification_balances_labels_better_than_random(tmp_path):
     manifest = synthetic_manifest(tmp_path, n_artists=400)
-    genres = manifest.frame.tags_genres.map(lambda t: t[0])
+    genres = manifest.frame.tags_genres.explode()  # every label stratified over, not only the first
 
-    def worst_deviation(split):
-        table = pd.crosstab(genres, split, normalize="index")
+    def worst_deviation(stratify, seed):
+        split = manifest.frame.track_id.map(partition(manifest, PartitionConfig(stratify=stratify, seed=seed)).split)
+        table = pd.crosstab(genres.to_numpy(), split[genres.index].to_numpy(), normalize="index")
         return float((table["train"] - 0.8).abs().max())
 
-    stratified = manifest.frame.track_id.map(partition(manifest, PartitionConfig()).split)
-    unstratified = manifest.frame.track_id.map(partition(manifest, PartitionConfig(stratify=None)).split)
-    assert worst_deviation(stratified) < 0.08
-    assert worst_deviation(stratified) < worst_deviation(unstratified)
+    for seed in range(3):
+        assert worst_deviation("genres", seed) < 0.04
+        assert worst_deviation("genres", seed) < worst_deviation(None, seed) / 2
 
 
 def test_album_and_none_grouping(tmp_path):
@@ -71,12 +112,25 @@ def test_train_with_text_is_the_original_rule(tmp_path):
     reviewed = manifest.frame.text != ""
     assert set(split[reviewed]) == {"train", "val"} and set(split[~reviewed]) == {"test"}
     assert (split[reviewed] == "val").mean() == pytest.approx(0.05, abs=0.03)
+    assert (split.groupby(manifest.frame.artist).nunique() == 1).all() and not parts.empty_splits
+    # a tiny val share still gets a group
+    tiny = manifest.frame.track_id.map(partition(manifest, PartitionConfig(train_with_text=True,
+                                                                           val_fraction=0.0001)).split)
+    assert (tiny == "val").any() and set(tiny[~reviewed]) == {"test"}
+    # every group reviewed: nothing left for test, and said so
+    everyone = Manifest(frame=manifest.frame.assign(text="review"), tagsets=manifest.tagsets, audio_root=tmp_path)
+    parts = partition(everyone, PartitionConfig(train_with_text=True))
+    n_artists = manifest.frame.artist.nunique()
+    assert parts.empty_splits == [
+        f"test is empty: all {n_artists} artist group(s) have reviewed text (--train-with-text)"]
 
 
 def test_text_only_collection(tmp_path):
     manifest = synthetic_manifest(tmp_path, tagsets=())
     parts = partition(manifest, PartitionConfig())
-    assert parts.stratify is None and parts.split.notna().all()
+    assert parts.stratify is None and not parts.empty_splits
+    sizes = check_sizes_and_leaks(manifest, parts.split)
+    assert (sizes > 0).all()
 
 
 def test_outputs_use_the_original_format(tmp_path):
@@ -85,13 +139,21 @@ def test_outputs_use_the_original_format(tmp_path):
                      "--fractions", "0.7,0.15,0.15", "--seed", "3")
     assert result.exit_code == 0, result.stderr
     assert "artists in several splits" in result.stdout
-    total = 0
+    total, seen = 0, set()
     for name in ("train", "val", "test"):
-        table = pd.read_csv(tmp_path / "parts" / f"{name}.csv", dtype=str)
+        table = pd.read_csv(tmp_path / "parts" / f"{name}.csv", dtype=str, keep_default_na=False)
         assert list(table.columns) == ["track_id", "filename"]
         assert list(table.track_id) == sorted(table.track_id)
         total += len(table)
-    assert total == len(manifest)
+        assert set(table.track_id).isdisjoint(seen)
+        seen |= set(table.track_id)
+        filenames = manifest.frame.set_index("track_id").audio_path
+        assert (table.filename == table.track_id.map(filenames)).all()
+        assert len(table) > 0
+    assert total == len(manifest) and seen == set(manifest.frame.track_id)
+    split = pd.concat([pd.read_csv(tmp_path / "parts" / f"{name}.csv", dtype=str).assign(split=name)
+                       for name in SPLITS]).set_index("track_id").split
+    assert (manifest.frame.track_id.map(split).groupby(manifest.frame.artist).nunique() == 1).all()
     summary = pd.read_csv(tmp_path / "parts" / "summary.csv", keep_default_na=False)
     leak = summary[(summary.tagset == "*") & (summary.label == "artists in several splits")]
     assert int(leak.total.iloc[0]) == 0
@@ -137,12 +199,113 @@ def test_bad_settings_are_usage_errors(tmp_path):
     noheader.write_text("a0000t00,a0/t0.mp3\n")
     result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p",
                      "--from", noheader)
-    assert result.exit_code == 2 and "train2.csv: no track_id column" in result.stderr
+    assert result.exit_code == 2 and "train2.csv: needs a header with track_id" in result.stderr
 
 
 def test_demo_partitions_summary(demo, tmp_path):
-    parts = partition(demo.manifest, PartitionConfig())
-    summary = write_partitions(demo.manifest, parts, tmp_path)
-    assert summarize(demo.manifest, parts).equals(summary)
+    """summary.csv against counts taken from the split files and the manifest, not from summarize()."""
+    manifest = demo.manifest
+    parts = partition(manifest, PartitionConfig())
+    write_partitions(manifest, parts, tmp_path)
+    summary = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False)
+    assert summary.equals(summarize(manifest, parts))
+    frame = manifest.frame.set_index("track_id")
+    listed = {name: pd.read_csv(tmp_path / f"{name}.csv", dtype=str).track_id for name in SPLITS}
+
+    def row(tagset, label):
+        rows = summary[(summary.tagset == tagset) & (summary.label == label)]
+        assert len(rows) == 1, (tagset, label)
+        return rows.iloc[0]
+
+    for name, ids in listed.items():
+        rows = frame.loc[ids]
+        assert row("*", "tracks")[name] == len(ids) > 0
+        assert row("*", "artists")[name] == rows.artist[rows.artist != ""].nunique() > 0
+        assert row("*", "with text")[name] == int((rows.text != "").sum())
+        genre_counts = rows.tags_genres.explode().dropna().value_counts()
+        for genre in manifest.frame.tags_genres.explode().dropna().unique():
+            assert row("genres", genre)[name] == genre_counts.get(genre, 0)
+    assert row("*", "tracks").total == len(manifest) == sum(len(ids) for ids in listed.values())
+    artist_sets = [set(frame.loc[ids].artist) - {""} for ids in listed.values()]
+    assert all(a.isdisjoint(b) for a, b in itertools.combinations(artist_sets, 2))
+    assert row("*", "artists in several splits").total == 0
+    assert row("*", "artists").total == manifest.frame.artist[manifest.frame.artist != ""].nunique()
     genres = summary[summary.tagset == "genres"]
-    assert len(genres) == 6 and (genres.train > 0).all()
+    assert len(genres) == 6 and (genres[list(SPLITS)].sum(axis=1) == genres.total).all()
+
+
+@pytest.fixture(scope="module")
+def demo_plans(tmp_path_factory):
+    """The 60- and 600-track demo collections, metadata only (no audio rendered)."""
+    return {n: demo_metadata(tmp_path_factory.mktemp(f"plan{n}"), n) for n in (60, 600)}
+
+
+@pytest.mark.parametrize("n_tracks", [60, 600])
+def test_demo_split_sizes_follow_fractions(demo_plans, n_tracks):
+    manifest = demo_plans[n_tracks]
+    for fractions in ((0.8, 0.1, 0.1), (0.7, 0.15, 0.15)):
+        for stratify in ("auto", None):
+            parts = partition(manifest, PartitionConfig(fractions=fractions, stratify=stratify))
+            sizes = check_sizes_and_leaks(manifest, parts.split, fractions)
+            assert (sizes > 0).all() and not parts.empty_splits, (fractions, stratify, sizes.to_dict())
+    again = partition(manifest, PartitionConfig(seed=3)).split
+    assert again.equals(partition(manifest, PartitionConfig(seed=3)).split)  # deterministic per seed
+
+
+def test_demo_60_tracks_cli_fills_every_split(demo_plans, tmp_path):
+    manifest = demo_plans[60]
+    result = run_cli("partition", "--manifest", manifest.path, "--out", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    counts = {name: len(pd.read_csv(tmp_path / f"{name}.csv")) for name in SPLITS}
+    largest = int(manifest.frame.artist.value_counts().max())
+    assert sum(counts.values()) == 60 and counts["val"] > 0 and counts["test"] > 0
+    assert abs(counts["train"] - 48) <= largest, counts
+
+
+def test_skewed_labels_keep_sizes_and_spread_rare_labels(tmp_path):
+    manifest = skewed_manifest(tmp_path)
+    genres = manifest.frame.tags_genres.map(lambda t: t[0])
+    assert genres.value_counts(normalize=True)["common"] > 0.88
+    spreadable = int((manifest.frame.groupby(genres).artist.nunique() >= 3).sum())  # 6 rare genres + common
+    unstratified = 0
+    for seed in range(5):
+        parts = partition(manifest, PartitionConfig(seed=seed))
+        check_sizes_and_leaks(manifest, parts.split)
+        # every genre with an artist for each split reaches train, val and test
+        assert rare_label_coverage(manifest, parts.split) == spreadable
+        split = manifest.frame.track_id.map(parts.split)
+        assert (split[genres == "common"] == "train").mean() == pytest.approx(0.8, abs=0.05)
+        plain = partition(manifest, PartitionConfig(seed=seed, stratify=None))
+        check_sizes_and_leaks(manifest, plain.split)
+        unstratified += rare_label_coverage(manifest, plain.split)
+    assert unstratified < 5 * spreadable - 5  # left to chance, rare genres miss val or test
+
+
+def test_every_requested_split_gets_a_group(tmp_path):
+    tracks = [Track(f"a{a}t{t}", f"{a}/{t}.mp3", artist=f"Artist {a}", tags={"genres": ["rock" if a % 2 else "pop"]})
+              for a in range(10) for t in range(10)]
+    manifest = Manifest(frame=tracks_to_frame(tracks, ["genres"]), tagsets=["genres"], audio_root=tmp_path)
+    parts = partition(manifest, PartitionConfig(fractions=(0.98, 0.01, 0.01)))
+    assert parts.split.value_counts().to_dict() == {"train": 80, "val": 10, "test": 10}
+    assert not parts.empty_splits
+    assert partition(manifest, PartitionConfig(fractions=(0.9, 0.1, 0.0))).split.value_counts().to_dict() == {
+        "train": 90, "val": 10}
+
+
+def test_too_few_groups_for_the_requested_splits(tmp_path):
+    tracks = [Track(f"{a}{t}", f"{a}/{t}.mp3", artist=a, tags={"genres": ["rock"]}) for a in "xy" for t in range(5)]
+    manifest = Manifest(frame=tracks_to_frame(tracks, ["genres"]), tagsets=["genres"], audio_root=tmp_path)
+    write_manifest(manifest, tmp_path / "manifest.parquet")
+    line = "test is empty: 2 artist group(s) for 3 requested splits"
+    assert partition(manifest, PartitionConfig()).empty_splits == [line]
+    result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p")
+    assert result.exit_code == 1 and line in result.stderr
+    counts = {name: len(pd.read_csv(tmp_path / "p" / f"{name}.csv")) for name in SPLITS}
+    assert counts == {"train": 5, "val": 5, "test": 0}  # still written
+    result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p",
+                     "--fractions", "0.5,0.5,0")
+    assert result.exit_code == 0 and "empty" not in result.stderr
+    result = run_cli("partition", "--manifest", tmp_path / "manifest.parquet", "--out", tmp_path / "p",
+                     "--group", "none")
+    assert result.exit_code == 0, result.stderr
+    assert all(len(pd.read_csv(tmp_path / "p" / f"{name}.csv")) > 0 for name in SPLITS)

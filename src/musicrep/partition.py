@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from musicrep.errors import InputError, UsageError
+from musicrep.errors import UsageError
 from musicrep.fileio import ensure_dir, write_csv
 from musicrep.manifest import Manifest, normalize_name, tag_column
 from musicrep.sources import Problem
+from musicrep.tables import read_tidfile
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ SPLITS = ("train", "val", "test")
 GROUPINGS = ("artist", "album", "none")
 SUMMARY_FILE = "summary.csv"
 PROBLEMS_FILE = "partition_problems.csv"
+_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Partitions:
     """track_id -> "train" / "val" / "test" (tracks left out are absent)."""
     stratify: str | None
     problems: list[Problem] = field(default_factory=list)
+    empty_splits: list[str] = field(default_factory=list)
+    """Why a requested split is empty (too few groups), one line each; the CLI prints them and exits 1."""
 
 
 def resolve_stratify(manifest: Manifest, stratify: str | None) -> str | None:
@@ -113,6 +117,12 @@ def group_keys(manifest: Manifest, group: str) -> np.ndarray:
 def partition(manifest: Manifest, config: PartitionConfig) -> Partitions:
     """Split a manifest into train/val/test.
 
+    Whole groups go to splits; the split sizes follow ``config.fractions`` as
+    closely as whole groups allow (no split more than one group above its
+    target) and stratification decides which groups go where. Every requested
+    split (fraction > 0) gets at least one group when there are enough groups;
+    when there are not, :attr:`Partitions.empty_splits` says so.
+
     Parameters
     ----------
     manifest : Manifest
@@ -128,6 +138,7 @@ def partition(manifest: Manifest, config: PartitionConfig) -> Partitions:
     labels = _label_matrix(manifest, stratify, groups)
     sizes = np.bincount(groups).astype(np.float64)
     rng = np.random.default_rng(config.seed)
+    units = "track(s)" if config.group == "none" else f"{config.group} group(s)"
     if config.train_with_text:
         has_text = (manifest.frame["text"].str.len() > 0).to_numpy()
         group_text = np.bincount(groups, weights=has_text) > 0
@@ -135,14 +146,30 @@ def partition(manifest: Manifest, config: PartitionConfig) -> Partitions:
         pool = np.flatnonzero(group_text)
         fractions = np.array([1.0 - config.val_fraction, config.val_fraction, 0.0])
         assignment[pool] = _stratified_groups(labels[pool], sizes[pool], fractions, rng)
+        empty = _empty_split_notes(assignment[pool], fractions, f"{units} with reviewed text")
+        if len(sizes) and len(pool) == len(sizes):
+            empty.append(f"test is empty: all {len(sizes)} {units} have reviewed text (--train-with-text)")
     else:
-        assignment = _stratified_groups(labels, sizes, np.asarray(config.fractions), rng)
+        fractions = np.asarray(config.fractions, dtype=np.float64)
+        assignment = _stratified_groups(labels, sizes, fractions, rng)
+        empty = _empty_split_notes(assignment, fractions, units)
     split = pd.Series(
         np.asarray(SPLITS, dtype=object)[assignment[groups]],
         index=manifest.frame["track_id"].to_numpy(),
         name="split",
     )
-    return Partitions(split=split, stratify=stratify)
+    return Partitions(split=split, stratify=stratify, empty_splits=empty)
+
+
+def _empty_split_notes(assignment: np.ndarray, fractions: np.ndarray, what: str) -> list[str]:
+    """One line naming the requested splits that got no group, if any."""
+    counts = np.bincount(assignment, minlength=len(SPLITS))
+    empty = [SPLITS[s] for s in range(len(SPLITS)) if fractions[s] > 0 and counts[s] == 0]
+    if not empty:
+        return []
+    requested = int((fractions > 0).sum())
+    subject = f"{empty[0]} is" if len(empty) == 1 else f"{', '.join(empty[:-1])} and {empty[-1]} are"
+    return [f"{subject} empty: {len(assignment)} {what} for {requested} requested splits"]
 
 
 def _label_matrix(manifest: Manifest, stratify: str | None, groups: np.ndarray) -> sparse.csr_matrix:
@@ -166,50 +193,138 @@ def _label_matrix(manifest: Manifest, stratify: str | None, groups: np.ndarray) 
 def _stratified_groups(
     labels: sparse.csr_matrix, sizes: np.ndarray, fractions: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """Assign groups to splits: iterative stratification over groups.
+    """Assign groups to splits: iterative stratification over groups, bounded by size.
 
-    Groups are visited from the one holding the rarest label to those with
-    only common labels (larger groups first within a label, ties shuffled),
-    then groups without labels, largest first; each goes to the split with the
-    largest unmet demand for its rarest label, ties broken by unmet size.
+    1. Spread (:meth:`_Tally.spread_labels`): rarest label first, a label with
+       enough groups puts its smallest ones into the requested splits that
+       lack it, all but the largest split, so rare labels reach val and test.
+    2. Stratify: the other groups are visited from the one holding the rarest
+       label to those with only common labels (larger groups first within a
+       label, ties shuffled), then groups without labels, largest first. Each
+       goes to a split it *fits* (adding it leaves the split no farther from
+       its target size): the one with the largest unmet demand for the
+       group's rarest label, ties broken by unmet size; a group that fits
+       nowhere goes to the split with the largest unmet size. The labels
+       decide among the groups, the sizes follow ``fractions``: no split ends
+       more than one group above its target.
+    3. Every requested split still empty gets a group where there are enough
+       (:meth:`_Tally.fill_empty`).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_groups,), dtype=int8]
+        Split index per group.
     """
-    n_groups, n_labels = labels.shape
-    open_splits = fractions > 0
-    label_totals = np.asarray(labels.sum(axis=0)).ravel()
-    wanted_labels = fractions[:, None] * label_totals[None, :]
-    wanted_sizes = fractions * sizes.sum()
-    have_labels = np.zeros((len(fractions), n_labels))
-    have_sizes = np.zeros(len(fractions))
+    tally = _Tally(labels, sizes, fractions)
+    rarest = _rarest_labels(labels, tally.label_totals)
+    rarest_total = np.full(len(sizes), np.inf)
+    rarest_total[rarest >= 0] = tally.label_totals[rarest[rarest >= 0]]
+    order = np.lexsort((rng.random(len(sizes)), -sizes, rarest_total))
+    tally.spread_labels()
+    order = order[tally.assignment[order] < 0]
+    for g, size, label in zip(order.tolist(), sizes[order].tolist(), rarest[order].tolist(), strict=True):
+        unmet = {s: tally.unmet(s) for s in tally.requested}
+        fits = [s for s in tally.requested if 2.0 * unmet[s] >= size - _EPS]
+        if not fits:
+            choice = max(tally.requested, key=unmet.__getitem__)
+        elif label < 0 or len(fits) == 1:
+            choice = max(fits, key=unmet.__getitem__)
+        else:
+            need = tally.wanted_labels[:, label] - tally.have_labels[:, label]
+            choice = max(fits, key=lambda s: (round(float(need[s]), 9), unmet[s]))
+        tally.add(g, choice)
+    tally.fill_empty(rng)
+    return tally.assignment
 
-    rarity = np.where(label_totals > 0, label_totals, np.inf)
-    rarest = np.full(n_groups, -1, dtype=np.int64)
-    indptr, indices = labels.indptr, labels.indices
-    nonempty = np.diff(indptr) > 0
-    if n_labels:
+
+def _rarest_labels(labels: sparse.csr_matrix, label_totals: np.ndarray) -> np.ndarray:
+    """Per group, the index of its rarest label (-1 for a group without labels)."""
+    rarest = np.full(labels.shape[0], -1, dtype=np.int64)
+    nonempty = np.diff(labels.indptr) > 0
+    if labels.shape[1]:
+        rarity = np.where(label_totals > 0, label_totals, np.inf)
         present = labels.copy()
         present.data[:] = 1.0
         row_rarity = present.multiply(1.0 / rarity[None, :]).tocsr()
         rarest[nonempty] = np.asarray(row_rarity[nonempty].argmax(axis=1)).ravel()
-    rarest_total = np.full(n_groups, np.inf)
-    rarest_total[rarest >= 0] = label_totals[rarest[rarest >= 0]]
-    order = np.lexsort((rng.random(n_groups), -sizes, rarest_total))
+    return rarest
 
-    assignment = np.zeros(n_groups, dtype=np.int8)
-    closed = np.where(open_splits, 0.0, -np.inf)
-    for g in order:
-        size_need = wanted_sizes - have_sizes + closed
-        label = rarest[g]
-        if label >= 0:
-            need = wanted_labels[:, label] - have_labels[:, label] + closed
-            best = need.max()
-            choice = int(np.argmax(np.where(need >= best - 1e-9, size_need, -np.inf)))
-            start, stop = indptr[g], indptr[g + 1]
-            have_labels[choice, indices[start:stop]] += labels.data[start:stop]
-        else:
-            choice = int(np.argmax(size_need))
-        have_sizes[choice] += sizes[g]
-        assignment[g] = choice
-    return assignment
+
+class _Tally:
+    """Sizes and label counts per split while groups are assigned (-1: not yet)."""
+
+    def __init__(self, labels: sparse.csr_matrix, sizes: np.ndarray, fractions: np.ndarray) -> None:
+        self.labels, self.sizes, self.fractions = labels, sizes, fractions
+        self.requested = [int(s) for s in np.flatnonzero(fractions > 0)]
+        # plain Python floats for the sizes: numpy calls on 3-element arrays cost more than the work
+        self.wanted = (fractions * sizes.sum()).tolist()
+        self.have = [0.0] * len(fractions)
+        self.label_totals = np.asarray(labels.sum(axis=0)).ravel()
+        self.wanted_labels = fractions[:, None] * self.label_totals[None, :]
+        self.have_labels = np.zeros((len(fractions), labels.shape[1]))
+        self.assignment = np.full(labels.shape[0], -1, dtype=np.int8)
+
+    def unmet(self, split: int) -> float:
+        return self.wanted[split] - self.have[split]
+
+    def add(self, group: int, split: int) -> None:
+        old = int(self.assignment[group])
+        start, stop = self.labels.indptr[group], self.labels.indptr[group + 1]
+        columns, counts = self.labels.indices[start:stop], self.labels.data[start:stop]
+        if old >= 0:
+            self.have[old] -= self.sizes[group]
+            self.have_labels[old, columns] -= counts
+        self.have[split] += self.sizes[group]
+        self.have_labels[split, columns] += counts
+        self.assignment[group] = split
+
+    def spread_labels(self) -> None:
+        """Rarest label first: its smallest groups go to the requested splits lacking it.
+
+        Every lacking split but the largest gets one, smallest split first,
+        when the label has a group left for each (and one more for the largest
+        split if that lacks it too, to get in the stratification pass) and the
+        group fits whole in the split's unmet size. The cost is at most one
+        group per label and split, the smallest there is.
+        """
+        by_label = self.labels.tocsc()
+        largest = max(self.requested, key=lambda s: self.fractions[s], default=0)
+        for label in np.argsort(self.label_totals, kind="stable").tolist():
+            lacking = [s for s in self.requested if s != largest and self.have_labels[s, label] == 0]
+            if not lacking or self.label_totals[label] == 0:
+                continue
+            groups = by_label.indices[by_label.indptr[label]:by_label.indptr[label + 1]]
+            free = groups[self.assignment[groups] < 0]
+            if len(free) < len(lacking) + int(self.have_labels[largest, label] == 0):
+                continue
+            smallest = free[np.argsort(self.sizes[free], kind="stable")[:len(lacking)]]
+            for split, group in zip(sorted(lacking, key=lambda s: self.fractions[s]), smallest.tolist(), strict=True):
+                if self.sizes[group] <= self.unmet(split) + _EPS:
+                    self.add(group, split)
+
+    def fill_empty(self, rng: np.random.Generator) -> None:
+        """Move one group into each requested split left empty, while another split holds several.
+
+        Splits are filled largest fraction first. The group moved is the
+        smallest one of a split holding several groups; among equals, the one
+        whose labels the empty split needs most relative to its own split, then
+        one from the split furthest above its target size, then a seeded draw.
+        Stops when no split holds two groups (fewer groups than requested splits).
+        """
+        n_splits = len(self.fractions)
+        for target in sorted(self.requested, key=lambda s: -self.fractions[s]):
+            counts = np.bincount(self.assignment, minlength=n_splits)
+            if counts[target] > 0:
+                continue
+            movable = np.flatnonzero(counts[self.assignment] >= 2)
+            if len(movable) == 0:
+                return
+            donors = self.assignment[movable]
+            need = self.wanted_labels - self.have_labels
+            gain = np.asarray(self.labels[movable].multiply(need[target][None, :] - need[donors]).sum(axis=1)).ravel()
+            over = -np.array([self.unmet(s) for s in range(n_splits)])[donors]
+            pick = np.lexsort((rng.random(len(movable)), -over, -gain, self.sizes[movable]))
+            self.add(int(movable[pick[0]]), target)
 
 
 def adopt_partitions(manifest: Manifest, files: list[Path]) -> Partitions:
@@ -224,7 +339,9 @@ def adopt_partitions(manifest: Manifest, files: list[Path]) -> Partitions:
     problems: list[Problem] = []
     for file in files:
         name = split_of_file(file)
-        for track_id in read_track_ids(file):
+        listed = read_tidfile(file)
+        problems += [Problem(p.track_id, f"{file}:{p.line}", p.reason) for p in listed.problems]
+        for track_id in listed.track_ids:
             if track_id not in known:
                 problems.append(Problem(track_id, str(file), "track id not in the manifest"))
             elif track_id in split:
@@ -244,29 +361,6 @@ def split_of_file(file: Path) -> str:
         if token in stem:
             return name
     raise UsageError(f"{file}: cannot tell the split from the file name (needs train, val or test)")
-
-
-def read_track_ids(file: Path) -> list[str]:
-    """Track ids of a tidfile (CSV with a ``track_id`` column) or an MTG-Jamendo TSV."""
-    path = Path(file)
-    if not path.is_file():
-        raise InputError(f"{path}: partition file not found")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            header = handle.readline().rstrip("\n\r")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read partition file ({exc})") from exc
-    separator = "\t" if "\t" in header else ","
-    columns = [c.strip() for c in header.split(separator)]
-    id_column = next((c for c in columns if c.lower() in ("track_id", "tid", "trackid")), None)
-    if id_column is None:
-        raise InputError(f"{path}: no track_id column in the header (got {header[:80]!r})")
-    if separator == "\t":
-        # MTG-Jamendo rows carry a variable number of tab-separated tags: read the first column only.
-        ids = [line.split("\t", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()[1:]]
-        return [i for i in ids if i]
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[id_column])
-    return [i.strip() for i in frame[id_column] if i.strip()]
 
 
 def summarize(manifest: Manifest, partitions: Partitions) -> pd.DataFrame:

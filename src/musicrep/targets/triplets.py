@@ -7,7 +7,10 @@ the hardest track below ``neg``. Candidates come from the same partition only.
 Tracks with identical target vectors (same tag set, same album review) are
 collapsed to one *unique* vector first; similarities are computed exactly,
 chunk by chunk with top-k (torch), so memory grows with ``chunk x unique``,
-never ``N x N``.
+never ``N x N``. With ``exclude_same_artist`` the rows of a chunk are the
+anchors' (unique vector, artist) pairs, and every unique vector whose tracks
+are all of the anchor's artist is masked out *before* top-k, so that however
+many same-artist tracks rank first, the best other-artist candidates are found.
 """
 
 from __future__ import annotations
@@ -95,9 +98,8 @@ def mine_triplets(
     ids = space.ids.to_numpy(dtype=object)[rows]
     artist_codes = _artist_codes(ids, artists, config.exclude_same_artist)
     unique, inverse = unique_rows(np.asarray(space.vectors[rows], dtype=np.float32))
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-    members = [order[bounds[u]:bounds[u + 1]] for u in range(len(unique))]
+    members = _groups_of(inverse, len(unique))
+    pair_unique, pair_artist, pair_anchors = _anchor_pairs(inverse, len(unique), artist_codes)
     logger.info("%d anchors, %d unique vectors", len(rows), len(unique))
 
     rng = np.random.default_rng(config.seed)
@@ -105,22 +107,27 @@ def mine_triplets(
     k_neg = min(len(unique), _NEGATIVE_CANDIDATES)
     chunk = max(1, _CHUNK_BYTES // (4 * len(unique)))
     matrix = torch.from_numpy(unique)
+    sole = None if artist_codes is None else torch.from_numpy(_sole_artists(members, artist_codes))
     out_rows: list[tuple[int, int, int, float, float]] = []
     unmatched: list[tuple[str, str]] = []
-    for start in range(0, len(unique), chunk):
-        sims = matrix[start:start + chunk] @ matrix.T
+    for start in range(0, len(pair_unique), chunk):
+        stop = min(len(pair_unique), start + chunk)
+        sims = matrix[torch.from_numpy(pair_unique[start:stop])] @ matrix.T
+        if sole is not None:
+            # a unique vector all of whose tracks are of the anchor's artist offers no candidate
+            sims.masked_fill_(sole[None, :] == torch.from_numpy(pair_artist[start:stop])[:, None], -np.inf)
         pos_vals, pos_idx = torch.topk(sims, k_pos, dim=1)
         neg_vals, neg_idx = torch.topk(sims.masked_fill(sims >= config.neg, -np.inf), k_neg, dim=1)
         pos_vals, pos_idx, neg_vals, neg_idx = (t.numpy() for t in (pos_vals, pos_idx, neg_vals, neg_idx))
-        for offset in range(pos_vals.shape[0]):
+        for offset in range(stop - start):
             keep_pos = pos_vals[offset] >= config.pos
             keep_neg = np.isfinite(neg_vals[offset])
             candidates = (pos_idx[offset][keep_pos], pos_vals[offset][keep_pos],
                           neg_idx[offset][keep_neg], neg_vals[offset][keep_neg])
-            for anchor in members[start + offset]:
+            for anchor in pair_anchors[start + offset]:
                 _mine_anchor(int(anchor), candidates, members, artist_codes, config, rng, out_rows, unmatched, ids)
         if on_progress is not None:
-            on_progress(min(len(unique), start + chunk), len(unique))
+            on_progress(stop, len(pair_unique))
 
     table = _triplet_table(out_rows, ids)
     target = Path(out_path)
@@ -150,6 +157,38 @@ def _artist_codes(ids: np.ndarray, artists: pd.Series | None, exclude: bool) -> 
     blank = (names == "").to_numpy()
     codes[blank] = -1 - np.arange(int(blank.sum()))
     return codes
+
+
+def _groups_of(labels: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Per group ``0..n_groups-1``, the positions holding it (in order)."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_groups + 1))
+    return [order[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
+
+
+def _anchor_pairs(
+    inverse: np.ndarray, n_unique: int, artist_codes: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    """The rows of the similarity chunks: anchors grouped by unique vector (and artist, when excluded).
+
+    Anchors sharing a vector and an artist share their candidates. Returns the
+    unique vector and the artist of each pair, and each pair's anchors.
+    """
+    if artist_codes is None:
+        return np.arange(n_unique), None, _groups_of(inverse, n_unique)
+    shifted = artist_codes - artist_codes.min()
+    keys = inverse.astype(np.int64) * (int(shifted.max()) + 1) + shifted
+    _, first, pair_of = np.unique(keys, return_index=True, return_inverse=True)
+    return inverse[first], artist_codes[first], _groups_of(pair_of.ravel(), len(first))
+
+
+def _sole_artists(members: list[np.ndarray], artist_codes: np.ndarray) -> np.ndarray:
+    """Per unique vector, the artist of all its tracks, or a code no track has when they differ."""
+    order = np.concatenate(members)
+    starts = np.cumsum([0] + [len(m) for m in members[:-1]])
+    codes = artist_codes[order]
+    lowest, highest = np.minimum.reduceat(codes, starts), np.maximum.reduceat(codes, starts)
+    return np.where(lowest == highest, lowest, int(artist_codes.max()) + 1)
 
 
 def _draw(pool: np.ndarray, count: int, anchor: int, artist_codes: np.ndarray | None,
