@@ -35,6 +35,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCollection:
     return DemoCollection(root=root, report=report, manifest=read_manifest(report.manifest_path))
 
 
+def demo_metadata(tmp_path: Path, n_tracks: int, seed: int = DEMO_SEED) -> Manifest:
+    """The demo collection's manifest without rendering audio (seconds even at 600 tracks)."""
+    from musicrep.manifest import conform_frame, write_manifest
+    from musicrep.sources.demo import TAGSETS, plan_collection, plan_frame
+
+    frame = conform_frame(plan_frame(*plan_collection(n_tracks, seed)), list(TAGSETS), normalize_tags=True)
+    manifest = Manifest(frame=frame, tagsets=list(TAGSETS), audio_root=tmp_path / "audio")
+    write_manifest(manifest, tmp_path / "manifest.parquet")
+    return manifest
+
+
 @dataclass
 class CliResult:
     exit_code: int
@@ -44,9 +55,17 @@ class CliResult:
 
 def run_cli(*args: str | Path) -> CliResult:
     """Run ``musicrep`` in-process (fast) and capture its output."""
+    import logging
+
     from musicrep.cli import app
 
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    finally:  # the CLI points logging at the runner's stream, which is closed once it returns
+        root.handlers[:] = handlers
+        root.setLevel(level)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return CliResult(result.exit_code, result.stdout, result.stderr)

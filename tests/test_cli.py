@@ -6,11 +6,15 @@ STAGES = ["align", "partition", "extract", "merge", "embed-tags", "embed-text", 
           "embed", "evaluate", "index", "search", "serve", "run", "demo", "info"]
 
 
-def test_help_lists_every_stage():
+def test_every_stage_is_a_command():
     result = run_cli("--help")
     assert result.exit_code == 0
     for stage in STAGES:
-        assert stage in result.stdout
+        # the app description names the stages too: each must answer as a command of its own
+        own = run_cli(stage, "--help")
+        assert own.exit_code == 0, stage
+        assert f"Usage: musicrep {stage} " in own.stdout
+    assert run_cli("no-such-stage", "--help").exit_code == 2
 
 
 def test_unbuilt_stage_says_so_and_exits_2():
@@ -25,11 +29,39 @@ def test_usage_error_exits_2():
     assert run_cli("align", "--source", "nope", "--out", "x").exit_code == 2
 
 
-def test_internal_errors_are_one_line(tmp_path):
+def test_input_errors_are_one_line(tmp_path):
     bad = tmp_path / "m.parquet"
     bad.write_bytes(b"PAR1garbage")
     result = run_musicrep("info", bad)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert str(bad) in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_internal_errors_are_one_line_with_the_traceback_on_request(tmp_path, monkeypatch):
+    import musicrep.info
+
+    def broken(*args, **kwargs):  # a bug inside a stage: not a MusicrepError
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(musicrep.info, "manifest_info", broken)
+    from musicrep.manifest import Manifest, Track, tracks_to_frame, write_manifest
+
+    write_manifest(Manifest(tracks_to_frame([Track("a", "a.wav")], []), [], tmp_path), tmp_path / "m.parquet")
+    result = run_cli("info", tmp_path / "m.parquet")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: internal error: ZeroDivisionError: division by zero (run with --log-level debug for the traceback)"]
+    debug = run_cli("--log-level", "debug", "info", tmp_path / "m.parquet")
+    assert debug.exit_code == 2 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
+
+
+def test_bad_log_level_is_a_usage_error_on_every_command(tmp_path):
+    for command in (["extract", "--tidfile", tmp_path / "t.csv", "--dst", tmp_path / "f"],
+                    ["merge", "--tidfile", tmp_path / "t.csv", "--src", tmp_path, "--dst", tmp_path / "m"]):
+        result = run_musicrep(*command, "--log-level", "bogus")
+        assert result.exit_code == 2
+        assert result.stderr.strip().splitlines() == [
+            "error: --log-level must be debug, info, warning or error (got 'bogus')"]
+    assert not (tmp_path / "f").exists() and not (tmp_path / "m").exists()

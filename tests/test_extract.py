@@ -81,7 +81,9 @@ def test_extract_cli_accounts_for_every_track(demo, tmp_path):
     picked = frame[frame.track_id.isin([kinds["empty"], kinds["not audio"], kinds["silent"], kinds["short"]])]
     good = _playable(demo).head(3)
     tid = pd.concat([good, picked])[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
-    tid = pd.concat([tid, pd.DataFrame({"track_id": ["gone"], "filename": ["nowhere/gone.mp3"]})])
+    (tmp_path / "folder.mp3").mkdir()
+    tid = pd.concat([tid, pd.DataFrame({"track_id": ["gone", "folder"],
+                                        "filename": ["nowhere/gone.mp3", str(tmp_path / "folder.mp3")]})])
     tid.to_csv(tmp_path / "train.csv", index=False)
     dst = tmp_path / "features"
     result = run_cli("extract", "--tidfile", tmp_path / "train.csv", "--audio-root", demo.manifest.audio_root,
@@ -89,9 +91,15 @@ def test_extract_cli_accounts_for_every_track(demo, tmp_path):
     assert result.exit_code == 1
     log = pd.read_csv(dst / "extract_log.csv", keep_default_na=False).set_index("track_id")
     assert sorted(log.index) == sorted(tid.track_id)  # every track exactly once
-    assert log.loc[kinds["empty"], "message"] == "empty file"
-    assert log.loc[kinds["not audio"], "message"] == "not a readable audio file (format not recognised)"
-    assert log.loc["gone", "message"] == "audio file missing"
+    # each failure names the path that was tried
+    audio = demo.manifest.audio_file
+    paths = frame.set_index("track_id").audio_path
+    assert log.loc[kinds["empty"], "message"] == f"{audio(paths[kinds['empty']])}: empty file"
+    assert log.loc[kinds["not audio"], "message"] == (f"{audio(paths[kinds['not audio']])}: not a readable audio "
+                                                      "file (format not recognised)")
+    assert log.loc["gone", "message"] == f"{demo.manifest.audio_root / 'nowhere/gone.mp3'}: audio file missing"
+    assert log.loc["folder", "message"] == f"{tmp_path / 'folder.mp3'}: is a directory, not an audio file"
+    assert f"gone: {demo.manifest.audio_root / 'nowhere/gone.mp3'}: audio file missing" in result.stderr
     assert log.loc[kinds["silent"], ["status", "message"]].tolist() == ["ok", "silent"]
     assert int(log.loc[kinds["short"], "frames"]) < 880  # valid frames before padding
     assert (read_track(dst, kinds["silent"]) == -80).all()
@@ -114,7 +122,7 @@ def test_extract_bad_inputs(demo, tmp_path):
     noheader = tmp_path / "tids.csv"
     noheader.write_text("demo000-000001,a/b.mp3\n")
     result = run_cli("extract", "--tidfile", noheader, "--dst", tmp_path / "f")
-    assert result.exit_code == 2 and "no header with track_id and filename" in result.stderr
+    assert result.exit_code == 2 and "needs a header with track_id and filename" in result.stderr
     blocker = tmp_path / "file"
     blocker.write_text("x")
     ok = tmp_path / "ok.csv"
@@ -257,10 +265,21 @@ def test_dask_local_cluster_gives_byte_identical_output(demo, tmp_path):
 
 
 def test_unreachable_scheduler_fails_before_any_work(tmp_path):
+    import socket
+
     ok = tmp_path / "ok.csv"
     pd.DataFrame({"track_id": ["a"], "filename": ["a.wav"]}).to_csv(ok, index=False)
     bad = run_cli("extract", "--tidfile", ok, "--dst", tmp_path / "f", "--scheduler", "nowhere")
     assert bad.exit_code == 2 and "--scheduler must be local or an address" in bad.stderr
+    with socket.socket() as probe:  # a port nobody listens on: bound, then released
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dst = tmp_path / "g"
+    dst.mkdir()
+    unreachable = run_cli("extract", "--tidfile", ok, "--dst", dst, "--scheduler", f"tcp://127.0.0.1:{port}")
+    assert unreachable.exit_code == 2
+    assert f"cannot reach the dask scheduler at tcp://127.0.0.1:{port}" in unreachable.stderr
+    assert list(dst.iterdir()) == []  # no extract_config.json, no logs/
 
 
 def test_preset_overrides_mono_full_length_match_librosa(demo, tmp_path):

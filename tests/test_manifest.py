@@ -85,7 +85,22 @@ def test_write_refuses_duplicate_and_unsafe_ids(tmp_path):
     dup = _manifest(tmp_path, [Track("t1", "a.wav"), Track("t1", "b.wav")])
     with pytest.raises(InputError, match="duplicate track id 't1'"):
         write_manifest(dup, tmp_path / "m.parquet")
-    unsafe = _manifest(tmp_path, [Track("a b", "a.wav")])
-    with pytest.raises(InputError, match="unsafe track id"):
-        write_manifest(unsafe, tmp_path / "m.parquet")
+    for bad in ("a b", "..", ".", "../x", "/abs", "t1\n", "x" * 129):
+        unsafe = _manifest(tmp_path, [Track(bad, "a.wav")])
+        with pytest.raises(InputError, match="unsafe track id"):
+            write_manifest(unsafe, tmp_path / "m.parquet")
     assert not list(tmp_path.glob("*.parquet*"))  # nothing half-written
+
+
+def test_is_safe_track_id_keeps_ids_inside_their_folder():
+    assert all(is_safe_track_id(t) for t in ("TRAAAAK128F9318786", "a.b-c_d", ".hidden", "x" * 128))
+    assert not any(is_safe_track_id(t) for t in ("", ".", "..", "../x", "a/b", "/abs", "t1\n", "x" * 129, None, 5))
+
+
+def test_store_refuses_to_make_a_path_from_an_unsafe_id(tmp_path):
+    from musicrep.store import track_path
+
+    assert track_path(tmp_path, "ok").parent.parent == tmp_path
+    for bad in ("..", "../../x", "/etc/x"):
+        with pytest.raises(InputError, match="unsafe track id"):
+            track_path(tmp_path, bad)

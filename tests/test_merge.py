@@ -27,15 +27,16 @@ def extracted(demo, tmp_path_factory):
     return root, tid, kinds, report
 
 
-def test_merge_streams_arrays_in_order_with_stats(extracted):
+def test_merge_streams_arrays_in_order_with_stats(extracted, demo):
     root, tid, kinds, extract_report = extracted
+    empty_path = demo.manifest.audio_file(tid.set_index("track_id").filename[kinds["empty"]])
     report = merge(root / "train.csv", root / "padded", root / "store", crop=True, pad=True)
     features = np.load(root / "store" / "features.npy", mmap_mode="r")
     index = pd.read_csv(root / "store" / "index.csv")
     ok = [t for t in tid.track_id if t != kinds["empty"]]
     assert features.shape == (len(ok), 128, 880, 2) == report.shape
     assert list(index.track_id) == ok  # tidfile order, the failed track left out and listed
-    assert report.left_out == [(kinds["empty"], "no extracted array (failed or not extracted)")]
+    assert report.left_out == [(kinds["empty"], f"latest extraction failed: {empty_path}: empty file")]
     for row, track_id in enumerate(ok):
         np.testing.assert_array_equal(features[row], read_track(root / "padded", track_id))
     frames = {r.track_id: r.frames for r in extract_report.results}
@@ -54,15 +55,17 @@ def test_merge_streams_arrays_in_order_with_stats(extracted):
     np.testing.assert_array_equal(store.get(ok[1]), features[1])
     crop = store.random_crop(ok[0], 216, np.random.default_rng(0))
     assert crop.shape == (128, 216, 2)
-    normalized = store.normalized(store.get(1).astype(np.float32))
-    assert abs(float(normalized.mean())) < 5
+    # normalization checked against statistics computed here, independently of merge's accumulator
+    mean, std = valid.mean(axis=1)[:, None, :], valid.std(axis=1)[:, None, :]
+    expected = (features[1].astype(np.float64) - mean) / std
+    np.testing.assert_allclose(store.normalized(store.get(1).astype(np.float32)), expected, atol=1e-4)
 
     normal = merge(root / "val.csv", root / "padded", root / "val", crop=True, pad=True, normalize=True,
                    stats_from=root / "store" / "stats.npz")
     assert normal.n_tracks == 4
     stored = np.load(root / "val" / "features.npy")
-    np.testing.assert_allclose(stored[0], store.normalized(read_track(root / "padded", ok[0]).astype(np.float32)),
-                               atol=1e-5)
+    np.testing.assert_allclose(stored[0], (read_track(root / "padded", ok[0]).astype(np.float64) - mean) / std,
+                               atol=1e-4)
 
 
 def test_unequal_lengths_need_crop_and_pad(extracted):
@@ -116,3 +119,50 @@ def test_merge_cli(extracted):
     assert result.exit_code == 1 and "1 left out" in result.stdout
     result = run_cli("merge", "--tidfile", root / "train.csv", "--src", root, "--dst", root / "cli2")
     assert result.exit_code == 2 and "not an extract folder" in result.stderr
+
+
+def test_merge_takes_only_tracks_whose_latest_extraction_succeeded(extracted, demo, tmp_path):
+    import shutil
+
+    root, tid, kinds, _ = extracted
+    source = tmp_path / "src"
+    shutil.copytree(root / "padded", source)
+    ok = [t for t in tid.track_id if t != kinds["empty"]]
+    stale, unknown = ok[0], ok[1]
+    # a later run fails on `stale` (its audio is now an empty file): its old array must not be merged
+    (tmp_path / "empty.mp3").write_bytes(b"")
+    again = pd.DataFrame({"track_id": [stale], "filename": [str(tmp_path / "empty.mp3")]})
+    assert extract(again, source, ExtractConfig(crop=True, pad=True)).failed
+    # a padded array whose valid frames the log does not know must not be counted
+    log = pd.read_csv(source / "extract_log.csv", dtype=str, keep_default_na=False)
+    log.loc[log.track_id == unknown, "frames"] = ""
+    log.to_csv(source / "extract_log.csv", index=False)
+
+    report = merge(root / "train.csv", source, tmp_path / "store", crop=True, pad=True)
+    reasons = dict(report.left_out)
+    assert reasons[stale] == f"latest extraction failed: {tmp_path / 'empty.mp3'}: empty file"
+    assert reasons[unknown].startswith("valid frames unknown")
+    merged = pd.read_csv(tmp_path / "store" / "index.csv", dtype=str).track_id.tolist()
+    assert merged == [t for t in ok if t not in (stale, unknown)]
+    assert set(pd.read_csv(tmp_path / "store" / "left_out.csv").track_id) == {kinds["empty"], stale, unknown}
+    # the statistics are those of the merged tracks' valid frames only
+    index = pd.read_csv(tmp_path / "store" / "index.csv", dtype={"track_id": str})
+    valid = np.concatenate([read_track(source, t)[:, :v].astype(np.float64)
+                            for t, v in zip(index.track_id, index.valid_frames, strict=True)], axis=1)
+    with np.load(tmp_path / "store" / "stats.npz") as stats:
+        np.testing.assert_allclose(stats["mean"], valid.mean(axis=1), rtol=1e-9)
+
+
+def test_merge_tidfile_rows_that_cannot_be_used_are_left_out(extracted, tmp_path):
+    root, tid, kinds, _ = extracted
+    ok = [t for t in tid.track_id if t != kinds["empty"]]
+    rows = [f"{ok[0]},a.mp3", "../../escape,x.mp3", f"{ok[1]},b.mp3", f"{ok[1]},c.mp3", f"{ok[2]},d.mp3",
+            f"{ok[2]},d.mp3", "never-extracted,e.mp3"]
+    (tmp_path / "odd.csv").write_text("\ufefftrack_id,filename\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    report = merge(tmp_path / "odd.csv", root / "padded", tmp_path / "store", crop=True, pad=True)
+    reasons = dict(report.left_out)
+    assert reasons["../../escape"].startswith("tidfile line 3: unsafe track id")
+    assert reasons[ok[1]] == "tidfile line 5: listed twice with different files: line 4 ('b.mp3') and line 5 ('c.mp3')"
+    assert reasons["never-extracted"].startswith("not in extract_log.csv")
+    assert pd.read_csv(tmp_path / "store" / "index.csv").track_id.tolist() == [ok[0], ok[2]]
+    assert not list(tmp_path.glob("*.npy")) and not (root / "escape").exists()

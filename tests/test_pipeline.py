@@ -27,6 +27,17 @@ def test_demo_command_end_to_end(tmp_path):
     assert done["config_hash"] == config_hash({"source": "demo", "tracks": 60, "seed": 0})
     train_before = (run / "partitions" / "train.csv").read_bytes()
 
+    # at 60 tracks every split holds whole artists, none shared, and each reaches its merged store
+    splits = {name: pd.read_csv(run / "partitions" / f"{name}.csv", dtype=str) for name in ("train", "val", "test")}
+    artists = pd.read_parquet(run / "manifest.parquet").set_index("track_id")["artist"]
+    assert all(len(frame) > 0 for frame in splits.values()), {k: len(v) for k, v in splits.items()}
+    by_split = {name: set(artists[frame.track_id]) for name, frame in splits.items()}
+    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
+                or by_split["val"] & by_split["test"])
+    for name, frame in splits.items():
+        index = pd.read_csv(run / "features" / name / "index.csv", dtype={"track_id": str})
+        assert len(index) > 0 and set(index.track_id) <= set(frame.track_id)
+
     log = pd.read_csv(run / "features" / "extract_log.csv", keep_default_na=False)
     failed = log[log.status == "failed"]
     assert len(failed) >= 2 and "anchors have a positive" in first.stdout  # the broken files, expected
@@ -70,7 +81,29 @@ def test_info_reports_missing_audio(demo, tmp_path):
     assert run_cli("info", tmp_path / "m.parquet", "--no-audio-check").exit_code == 0
 
 
-def test_align_demo_exit_code_and_problem_file(demo):
+def test_align_demo_exit_code_and_problem_file(demo, tmp_path):
     problems = pd.read_csv(demo.report.problems_path)
     assert set(problems.track_id) == {p.track_id for p in demo.report.problems}
     assert set(problems.action) == {"kept", "dropped"}
+    # the demo's deliberately broken files are problems: align finishes with exit 1 and lists them
+    result = run_musicrep("align", "--source", "demo", "--tracks", "50", "--jobs", "2", "--out", tmp_path / "a")
+    assert result.exit_code == 1, result.stderr
+    listed = pd.read_csv(tmp_path / "a" / "manifest_problems.csv")
+    assert len(listed) > 0 and all(row.track_id in result.stderr for row in listed.head(5).itertuples())
+
+
+def test_a_failed_align_leaves_no_output_folder(tmp_path):
+    for source in (["--source", "msd-amg", "--labels", tmp_path / "labels.h5"],
+                   ["--source", "jamendo", "--tsv", tmp_path / "split.tsv"],
+                   ["--source", "folder"]):
+        result = run_musicrep("align", *source, "--audio-root", tmp_path / "no-audio", "--out", tmp_path / "out")
+        assert result.exit_code == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: {tmp_path / 'no-audio'}: audio folder not found (--audio-root)"], source
+        assert not (tmp_path / "out").exists()
+    (tmp_path / "labels.h5").write_bytes(b"not hdf5")
+    (tmp_path / "no-audio").mkdir()
+    broken = run_musicrep("align", "--source", "msd-amg", "--labels", tmp_path / "labels.h5",
+                          "--audio-root", tmp_path / "no-audio", "--out", tmp_path / "out")
+    assert broken.exit_code == 2 and "labels.h5" in broken.stderr
+    assert not (tmp_path / "out").exists()

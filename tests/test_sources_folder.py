@@ -64,7 +64,7 @@ def test_metadata_json_lines_problems(tmp_path, folder):
     assert "duplicate track id" in problems.loc["dup", "reason"]
     assert problems.loc["ghost", "reason"] == "no audio file for this track_id"
     assert problems.loc["gone", "reason"] == "audio file missing"
-    assert problems.loc["bad id/../x", "reason"] == "unsafe track id"
+    assert problems.loc["bad id/../x", "reason"] == "unsafe track id (allowed: [A-Za-z0-9._-]{1,128}, not . or ..)"
     frame = read_manifest(tmp_path / "out" / "manifest.parquet").frame
     assert list(frame.track_id) == ["dup"]
 

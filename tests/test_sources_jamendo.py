@@ -29,11 +29,12 @@ def test_jamendo_tsvs_are_merged_per_track(tmp_path):
     assert list(row.tags_genres) == ["punkrock"]
     assert list(row.tags_moodthemes) == ["energetic"] and list(row.tags_instruments) == ["guitar"]
     assert row.artist == "artist_000014" and row.album == "album_000031"
-    assert [p.reason for p in report.problems] == ["malformed row (fewer than 5 fields)"]
+    assert [p.reason for p in report.problems] == ["malformed row (empty id, artist, album or path)"]
 
 
 def test_jamendo_bad_header(tmp_path):
     bad = tmp_path / "x.tsv"
     bad.write_text("id\tpath\n1\ta.mp3\n")
-    with pytest.raises(InputError, match="x.tsv: not an MTG-Jamendo TSV"):
+    expected = r"x.tsv: needs the MTG-Jamendo header .* DURATION \(tab-separated\); read the header 'id\\tpath'"
+    with pytest.raises(InputError, match=expected):
         align(make_source("jamendo", tsv=[bad], audio_root=tmp_path), tmp_path / "out")

@@ -8,6 +8,7 @@ audio, drops unusable tracks with a reason, and writes
 from __future__ import annotations
 
 import logging
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrep.audio import MISSING, format_from_path, probe
-from musicrep.errors import AudioError
+from musicrep.audio import MISSING, decoder_output, format_from_path, probe
+from musicrep.errors import AudioError, InputError
 from musicrep.fileio import ensure_dir, write_csv
 from musicrep.manifest import (
-    TRACK_ID_PATTERN,
+    TRACK_ID_RULE,
     Manifest,
     conform_frame,
+    safe_id_mask,
     write_manifest,
 )
 from musicrep.memory import paused_gc
@@ -77,14 +79,25 @@ def align(
     -------
     AlignReport
     """
-    out = ensure_dir(out_dir)
-    with paused_gc():
-        records = source.collect(out, on_progress=on_progress)
-        frame, problems = clean_records(records, check_audio=check_audio, on_progress=on_progress)
-    manifest = Manifest(frame=frame, tagsets=records.tagsets, audio_root=records.audio_root)
-    manifest_path = write_manifest(manifest, out / MANIFEST_FILE)
-    problems_path = out / PROBLEMS_FILE
-    write_csv(problems_frame(problems), problems_path)
+    audio_root = getattr(source, "audio_root", None)
+    if check_audio and audio_root is not None and not Path(audio_root).is_dir():
+        what = "is not a directory" if Path(audio_root).exists() else "audio folder not found"
+        raise InputError(f"{audio_root}: {what} (--audio-root)")
+    out = Path(out_dir)
+    created = not out.exists()
+    ensure_dir(out)
+    try:
+        with paused_gc():
+            records = source.collect(out, on_progress=on_progress)
+            frame, problems = clean_records(records, check_audio=check_audio, on_progress=on_progress)
+        manifest = Manifest(frame=frame, tagsets=records.tagsets, audio_root=records.audio_root)
+        manifest_path = write_manifest(manifest, out / MANIFEST_FILE)
+        problems_path = out / PROBLEMS_FILE
+        write_csv(problems_frame(problems), problems_path)
+    except BaseException:
+        if created:  # a failed align leaves nothing behind, not even an empty --out
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     logger.info("wrote %s (%d tracks, %d problems)", manifest_path, len(frame), len(problems))
     return AlignReport(
         manifest_path=manifest_path,
@@ -114,9 +127,10 @@ def clean_records(
     frame["text"] = frame["text"].str.strip()
 
     keep = np.ones(len(frame), dtype=bool)
-    safe = frame["track_id"].str.fullmatch(TRACK_ID_PATTERN).to_numpy(dtype=bool)
+    safe = safe_id_mask(frame["track_id"])
     for i in np.flatnonzero(~safe):
-        problems.append(Problem(frame.at[i, "track_id"], frame.at[i, "audio_path"], "unsafe track id"))
+        problems.append(Problem(frame.at[i, "track_id"], frame.at[i, "audio_path"],
+                                f"unsafe track id ({TRACK_ID_RULE})"))
     keep &= safe
     duplicated = frame["track_id"].duplicated().to_numpy() & keep
     for i in np.flatnonzero(duplicated):
@@ -154,6 +168,7 @@ def _probe_audio(
 
     A missing file drops the track; an unreadable one keeps it (with empty
     header fields) so that extraction reports it too, and records a problem.
+    What the decoder prints meanwhile is logged at info level instead of reaching stderr.
     """
     rows = np.flatnonzero(keep)
     present = np.ones(len(frame), dtype=bool)
@@ -162,15 +177,20 @@ def _probe_audio(
     channels = frame["channels"].copy()
     formats = frame["format"].copy()
 
-    def check(i: int) -> tuple[int, object]:
-        try:
-            return i, probe(audio_root / frame.at[i, "audio_path"])
-        except AudioError as exc:
-            return i, exc
+    def check(i: int) -> tuple[int, object, str]:
+        # what the decoder prints while reading a header is logged (at info), never printed on the terminal
+        with decoder_output() as output:
+            try:
+                result: object = probe(audio_root / frame.at[i, "audio_path"])
+            except AudioError as exc:
+                result = exc
+        return i, result, output.summary()
 
     with ThreadPoolExecutor(max_workers=_PROBE_THREADS) as pool:
-        for done, (i, result) in enumerate(pool.map(check, rows), start=1):
+        for done, (i, result, warnings) in enumerate(pool.map(check, rows), start=1):
             path = frame.at[i, "audio_path"]
+            if warnings:  # e.g. "Xing stream size off" for a truncated mp3, which extraction reports in its log
+                logger.info("%s: the decoder printed while reading the header: %s", path, warnings)
             if isinstance(result, AudioError):
                 missing = result.reason == MISSING
                 present[i] = not missing

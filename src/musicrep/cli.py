@@ -59,10 +59,20 @@ def _main(
         str, typer.Option("--log-level", help="Logging level: debug, info, warning, error.")
     ] = "warning",
 ) -> None:
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
-        raise typer.BadParameter(f"must be debug, info, warning or error (got {log_level!r})")
-    # plain one-line records on stderr: warnings stay greppable and never wrap
+    try:
+        configure_logging(log_level)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(log_level: str) -> None:
+    """Plain one-line records on stderr (warnings stay greppable and never wrap) at ``log_level``."""
+    if log_level.lower() not in _LOG_LEVELS:
+        raise UsageError(f"--log-level must be {', '.join(_LOG_LEVELS[:-1])} or {_LOG_LEVELS[-1]} (got {log_level!r})")
+    level = getattr(logging, log_level.upper())
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
 
 
@@ -243,7 +253,9 @@ def partition_command(
     print_summary(summary, parts.stratify)
     _print(f"wrote {out}/train.csv, val.csv, test.csv, summary.csv")
     report_problems(parts.problems, out / "partition_problems.csv")
-    return EXIT_ITEM_FAILURES if parts.problems else EXIT_OK
+    for note in parts.empty_splits:
+        err.print(f"  {note} (the partition files are written)", markup=False)
+    return EXIT_ITEM_FAILURES if parts.problems or parts.empty_splits else EXIT_OK
 
 
 def _parse_numbers(text: str, kind: type, count: int, option: str, example: str) -> tuple:
@@ -308,10 +320,21 @@ def demo(
 # --------------------------------------------------------------------------- targets
 
 
-def _read_partition(tidfile: Path) -> list[str]:
-    from musicrep.partition import read_track_ids
+def _read_partition(tidfile: Path) -> tuple[list[str], int]:
+    """The ids of a tidfile, its unusable rows printed one per line; returns (ids, problem count)."""
+    from musicrep.tables import read_tidfile
 
-    return read_track_ids(tidfile)
+    listed = read_tidfile(tidfile)
+    _print_lines(listed.problem_lines())
+    return listed.track_ids, len(listed.problems)
+
+
+def _print_lines(lines: list[str]) -> None:
+    """Print the first problem lines on stderr, then how many more there are."""
+    for line in lines[:_SHOWN_PROBLEMS]:
+        err.print(f"  {line}", markup=False)
+    if len(lines) > _SHOWN_PROBLEMS:
+        err.print(f"  ... {len(lines) - _SHOWN_PROBLEMS} more", markup=False)
 
 
 def _report_spaces(report, what: str) -> int:
@@ -344,11 +367,12 @@ def embed_tags_command(
     from musicrep.targets.tags import embed_tags
 
     loaded = read_manifest(manifest)
+    train_ids, bad_rows = _read_partition(tidfile)
     with progress_bar("embed-tags (spaces)") as update:
-        report = embed_tags(loaded, _read_partition(tidfile), out, dims=dims, min_tag_count=min_tag_count,
+        report = embed_tags(loaded, train_ids, out, dims=dims, min_tag_count=min_tag_count,
                             seed=seed, on_progress=update,
                             tagsets=[t.strip() for t in tagsets.split(",") if t.strip()] if tagsets else None)
-    return _report_spaces(report, "tags")
+    return max(_report_spaces(report, "tags"), EXIT_ITEM_FAILURES if bad_rows else EXIT_OK)
 
 
 @app.command(name="embed-text")
@@ -361,7 +385,7 @@ def embed_text_command(
     min_df: Annotated[int, typer.Option(help="Drop terms in fewer distinct training texts.")] = 2,
     max_df: Annotated[float, typer.Option(help="Drop terms in more than this share of training texts.")] = 0.5,
     max_features: Annotated[int, typer.Option(help="Keep at most this many terms.")] = 200_000,
-    stop_words: Annotated[bool, typer.Option("--stop-words/--no-stop-words", help="Remove the shipped stop words of the languages present.")] = True,
+    stop_words: Annotated[bool, typer.Option("--stop-words/--no-stop-words", help="Remove the shipped stop words of each document's own language (manifest language column).")] = True,
     char_ngrams: Annotated[str | None, typer.Option(help="Character n-grams of words instead of words, e.g. 3,5.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the randomized SVD.")] = 0,
 ) -> int:
@@ -370,10 +394,11 @@ def embed_text_command(
     from musicrep.targets.text import embed_text
 
     ngrams = _parse_numbers(char_ngrams, int, 2, "--char-ngrams", "3,5") if char_ngrams else None
-    report = embed_text(read_manifest(manifest), _read_partition(tidfile), out, dims=dims, min_df=min_df,
+    train_ids, bad_rows = _read_partition(tidfile)
+    report = embed_text(read_manifest(manifest), train_ids, out, dims=dims, min_df=min_df,
                         max_df=max_df, max_features=max_features, stop_words=stop_words, char_ngrams=ngrams,
                         seed=seed)
-    return _report_spaces(report, "text")
+    return max(_report_spaces(report, "text"), EXIT_ITEM_FAILURES if bad_rows else EXIT_OK)
 
 
 @app.command(name="mine-triplets")
@@ -403,12 +428,16 @@ def mine_triplets_command(
         frame = read_manifest(source).frame
         artists = frame.set_index("track_id")["artist"]
     config = MiningConfig(pos=pos, neg=neg, max_pos=max_pos, exclude_same_artist=exclude_same_artist, seed=seed)
+    train_ids, bad_rows = _read_partition(tidfile)
+    unknown = loaded.unknown_ids(train_ids)
+    _print_lines([f"{tidfile}: {track_id!r}: not in the space (neither a vector nor in missing.csv)"
+                  for track_id in unknown])
     with progress_bar("mine") as update:
-        report = mine_triplets(loaded, _read_partition(tidfile), out, config, artists=artists, on_progress=update)
+        report = mine_triplets(loaded, train_ids, out, config, artists=artists, on_progress=update)
     _print(f"{out}: {report.n_triplets} triplets; {report.n_anchors} anchors over {report.n_unique} unique vectors; "
            f"{report.n_with_positive} anchors have a positive, {len(report.unmatched)} have no triplet "
            f"(listed in {unmatched_path(Path(out))})")
-    return EXIT_OK
+    return EXIT_ITEM_FAILURES if bad_rows or unknown else EXIT_OK
 
 
 # --------------------------------------------------------------------------- features
@@ -444,16 +473,18 @@ def extract_command(
     One .npy per track under DST, every track's state in DST/extract_log.csv;
     rerun with --skip to resume after a crash.
     """
-    from musicrep.extract import ExtractConfig, extract, read_tidfile
+    from musicrep.extract import ExtractConfig, extract
     from musicrep.manifest import read_manifest
+    from musicrep.tables import read_tidfile
 
     if log_level is not None:
-        _main(log_level)
+        configure_logging(log_level)
     config = ExtractConfig.from_preset(
         preset, mel_overrides={"sr": sample_rate, "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels},
         crop=crop, pad=pad, frames=frames, precision=precision, pad_value=pad_value, mono=mono, segment=segment)
     config.validate()
-    tracks = read_tidfile(tidfile)
+    listed = read_tidfile(tidfile, need_filename=manifest is None)
+    tracks = listed.tracks
     root = audio_root
     if manifest is not None:
         loaded = read_manifest(manifest)
@@ -465,7 +496,7 @@ def extract_command(
         root = tidfile.parent
     with progress_bar("extract") as update:
         report = extract(tracks, dst, config, audio_root=root, workers=workers, scheduler=scheduler, skip=skip,
-                         on_progress=update)
+                         on_progress=update, rejected=listed.problems)
     _print(f"{dst}: {report.count('ok')} extracted, {report.count('skipped')} skipped, "
            f"{report.count('failed')} failed (log: {dst / 'extract_log.csv'})")
     for result in report.failed[:_SHOWN_PROBLEMS]:
@@ -492,7 +523,7 @@ def merge_command(
     from musicrep.merge import merge
 
     if log_level is not None:
-        _main(log_level)
+        configure_logging(log_level)
     with progress_bar("merge") as update:
         report = merge(tidfile, src, dst, crop=crop, pad=pad, frames=frames, stats_from=stats_from, normalize=normalize,
                        on_progress=update)

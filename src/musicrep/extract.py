@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrep.audio import load, load_segment
-from musicrep.errors import AudioError, InputError, UsageError
+from musicrep.audio import DecoderOutput, decoder_output, load, load_segment
+from musicrep.errors import AudioError, UsageError
 from musicrep.executors import make_runner
 from musicrep.features import TOP_DB, MelConfig, mel_front_end
 from musicrep.fileio import ensure_dir, write_csv
+from musicrep.manifest import TRACK_ID_RULE, is_safe_track_id
 from musicrep.memory import retain_freed_memory
-from musicrep.store import check_config, track_path, write_track
+from musicrep.store import check_config, track_path, write_config, write_track
+from musicrep.tables import TidProblem
 
 LOG_FILE = "extract_log.csv"
 LOG_COLUMNS = ["track_id", "status", "message", "frames"]
@@ -157,19 +160,33 @@ def extract_with_length(path: str | Path, config: ExtractConfig) -> tuple[np.nda
 
 
 def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:
-    """Worker: extract and write one track; every error becomes a failed result."""
+    """Worker: extract and write one track; every error becomes a failed result.
+
+    What the decoders printed never reaches stderr: an extracted track's message
+    says ``decoded with warnings: <first lines>``; a failed one keeps its reason only.
+    """
     track_id, audio_path, dst, config = job
-    try:
-        array, silent, valid = extract_with_length(audio_path, config)
-        write_track(dst, track_id, array)
-    except AudioError as exc:
-        return TrackResult(track_id, "failed", exc.reason)
-    except OSError as exc:  # disk full, permissions, a path blocked by a file: name the array that was not written
-        return TrackResult(track_id, "failed", f"cannot write features to {track_path(dst, track_id)} "
-                                               f"({exc.strerror or exc})")
-    except Exception as exc:  # noqa: BLE001 - any other failure of one track is recorded, the run goes on
-        return TrackResult(track_id, "failed", f"{type(exc).__name__}: {exc}")
-    return TrackResult(track_id, "ok", _silence_message(silent), valid)
+    with decoder_output() as output:
+        try:
+            array, silent, valid = extract_with_length(audio_path, config)
+            write_track(dst, track_id, array)
+        except AudioError as exc:  # "PATH: reason": the line names the file that was tried
+            return TrackResult(track_id, "failed", str(exc))
+        except OSError as exc:  # disk full, permissions, a path blocked by a file: name the array that was not written
+            return TrackResult(track_id, "failed", f"cannot write features to {track_path(dst, track_id)} "
+                                                   f"({exc.strerror or exc})")
+        except Exception as exc:  # noqa: BLE001 - any other failure of one track is recorded, the run goes on
+            return TrackResult(track_id, "failed", f"{type(exc).__name__}: {exc}")
+    return TrackResult(track_id, "ok", _join_messages(_silence_message(silent), _decoder_message(output)), valid)
+
+
+def _decoder_message(output: DecoderOutput) -> str:
+    summary = output.summary()
+    return f"decoded with warnings: {summary}" if summary else ""
+
+
+def _join_messages(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
 
 
 def _silence_message(silent: np.ndarray) -> str:
@@ -180,25 +197,10 @@ def _silence_message(silent: np.ndarray) -> str:
     return ""
 
 
-def read_tidfile(path: str | Path) -> pd.DataFrame:
-    """A partition file: CSV with a header holding ``track_id`` and ``filename``."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{file}: tidfile not found")
-    try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{file}: not a readable CSV tidfile ({exc})") from exc
-    missing = [c for c in ("track_id", "filename") if c not in frame.columns]
-    if missing:
-        raise InputError(f"{file}: no header with {' and '.join(missing)} "
-                         f"(a tidfile starts with the line track_id,filename; got {list(frame.columns)[:3]})")
-    return frame[["track_id", "filename"]]
-
-
 def extract(
     tracks: pd.DataFrame, dst: str | Path, config: ExtractConfig, *, audio_root: Path | None = None,
     workers: int | None = 1, scheduler: str | None = None, skip: bool = False, on_progress=None,
+    rejected: Sequence[TidProblem] = (),
 ) -> ExtractReport:
     """Extract every track of ``tracks`` (``track_id``, ``filename``) into ``dst``.
 
@@ -215,17 +217,23 @@ def extract(
         ``"local"`` (a dask LocalCluster) or ``tcp://HOST:PORT``; default: a local process pool.
     skip : bool
         Tracks whose array exists are ``skipped`` (the folder's parameters must match).
+    rejected : sequence of TidProblem
+        Tidfile rows that cannot be used (:func:`musicrep.tables.read_tidfile`): each is recorded as failed.
+        Unsafe ids in ``tracks`` fail too, and nothing is written for them.
     """
     config.validate()
-    root = ensure_dir(dst)
+    root = Path(dst)
     check_config(root, config.to_dict(), skip=skip)
-    logs = ensure_dir(root / "logs")
-    _remove_partial_files(root)
-    unique = tracks.drop_duplicates("track_id")
+    unique = tracks[["track_id", "filename"]].drop_duplicates("track_id")
     results: dict[str, TrackResult] = {}
     # remote workers are shared and long-lived: their malloc settings are not ours to change
     initializer = _init_worker if scheduler in (None, "local") else None
     with make_runner(workers, scheduler, initializer) as runner:
+        # only once the workers are there: a run that cannot start leaves no config or logs behind
+        ensure_dir(root)
+        write_config(root, config.to_dict())
+        logs = ensure_dir(root / "logs")
+        _remove_partial_files(root)
         run_log = logs / f"extract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.csv"
         try:
             with run_log.open("a", newline="") as handle:
@@ -237,11 +245,15 @@ def extract(
                     writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
                     handle.flush()
                     if on_progress is not None:
-                        on_progress(len(results), len(unique))
+                        on_progress(len(results), len(unique) + len(rejected))
 
+                for problem in rejected:
+                    record(TrackResult(problem.track_id, "failed", f"tidfile line {problem.line}: {problem.reason}"))
                 todo = []
                 for track_id, filename in unique.itertuples(index=False):
-                    if skip and track_path(root, track_id).is_file():
+                    if not is_safe_track_id(track_id):
+                        record(TrackResult(track_id, "failed", f"unsafe track id ({TRACK_ID_RULE})"))
+                    elif skip and track_path(root, track_id).is_file():
                         record(TrackResult(track_id, "skipped", "already extracted"))
                     elif not filename:
                         record(TrackResult(track_id, "failed", "track id not in the manifest"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,19 +31,32 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     Yields
     ------
     tmp : Path
-        Where the caller writes. Removed if the block raises.
+        Where the caller writes. Removed if the block raises. It is created
+        with the mode the umask gives (0644 under 022), which the final file
+        keeps: ``tempfile.mkstemp`` would make every output owner-only (0600).
     """
     target = Path(path)
     ensure_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(target)
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _create_temporary(target: Path, attempts: int = 100) -> Path:
+    """Create an empty, uniquely named ``.<name>.<random>.tmp`` sibling of ``target`` (mode 0666 & ~umask)."""
+    for _ in range(attempts):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise UsageError(f"{target.parent}: cannot create a temporary file for {target.name}")
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:

@@ -27,7 +27,9 @@ from musicrep.fileio import atomic_path
 from musicrep.memory import paused_gc
 
 SCHEMA_VERSION = 1
-TRACK_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+TRACK_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+TRACK_ID_RULE = "allowed: [A-Za-z0-9._-]{1,128}, not . or .."
+_DOT_IDS = frozenset({".", ".."})
 TAG_PREFIX = "tags_"
 BASE_COLUMNS = (
     "track_id",
@@ -90,9 +92,20 @@ def normalize_name(name: str) -> str:
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", str(name)).casefold()).strip()
 
 
-def is_safe_track_id(track_id: str) -> bool:
-    """True when ``track_id`` matches ``[A-Za-z0-9._-]{1,128}``."""
-    return bool(TRACK_ID_PATTERN.match(track_id))
+def is_safe_track_id(track_id: object) -> bool:
+    """True when ``track_id`` is a string matching ``[A-Za-z0-9._-]{1,128}`` and is not ``.`` or ``..``.
+
+    A safe id can become a file name anywhere (feature store, embeddings)
+    without leaving the folder it is written to.
+    """
+    return (isinstance(track_id, str) and TRACK_ID_PATTERN.fullmatch(track_id) is not None
+            and track_id not in _DOT_IDS)
+
+
+def safe_id_mask(track_ids: pd.Series) -> np.ndarray:
+    """Vectorized :func:`is_safe_track_id` over a string column."""
+    ids = track_ids.astype(str)
+    return (ids.str.fullmatch(TRACK_ID_PATTERN) & ~ids.isin(_DOT_IDS)).to_numpy(dtype=bool)
 
 
 def safe_track_id(raw: str) -> str:
@@ -230,9 +243,9 @@ def validate_frame(frame: pd.DataFrame, tagsets: Sequence[str], *, source: str) 
     if missing:
         raise InputError(f"{source}: missing manifest column(s) {', '.join(missing)}")
     ids = frame["track_id"]
-    bad = ids[~ids.str.match(TRACK_ID_PATTERN)]
+    bad = ids[~safe_id_mask(ids)]
     if len(bad):
-        raise InputError(f"{source}: unsafe track id {bad.iloc[0]!r} (allowed: [A-Za-z0-9._-]{{1,128}})")
+        raise InputError(f"{source}: unsafe track id {bad.iloc[0]!r} ({TRACK_ID_RULE})")
     dup = ids[ids.duplicated()]
     if len(dup):
         raise InputError(f"{source}: duplicate track id {dup.iloc[0]!r}")

@@ -5,7 +5,9 @@ one plain write per track, in tidfile order, so memory stays flat whatever N;
 ``OUT/index.csv`` maps rows to track ids and valid (non-padded) frames;
 ``OUT/store.json`` holds the parameters; ``stats.npz`` holds float64 mean and
 std per mel band and channel over the valid frames of the train partition,
-accumulated streaming. Tracks without an array are listed and left out.
+accumulated streaming. Only tracks whose latest state in ``extract_log.csv``
+is ``ok`` or ``skipped`` are merged; the others are listed in ``left_out.csv``
+with the reason.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from musicrep.errors import InputError, UsageError
-from musicrep.extract import LOG_FILE, PAD_VALUES, read_tidfile
+from musicrep.extract import LOG_FILE, PAD_VALUES
 from musicrep.fileio import atomic_path, ensure_dir, write_csv, write_json
 from musicrep.store import CONFIG_FILE, read_track, track_path
+from musicrep.tables import read_table, read_tidfile
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +71,70 @@ class RunningStats:
         return mean, std
 
 
-def valid_frames(src: Path) -> dict[str, int]:
-    """Valid (non-padded) frames per track, from the extraction log."""
-    path = src / LOG_FILE
+@dataclass(frozen=True)
+class ExtractState:
+    """A track's latest state in ``extract_log.csv``."""
+
+    status: str
+    message: str
+    frames: int | None
+    """Valid (non-padded) frames, when the log knows them."""
+
+
+def extract_states(src: Path) -> dict[str, ExtractState]:
+    """Each track's latest extraction state, from ``SRC/extract_log.csv``.
+
+    Raises
+    ------
+    InputError
+        No log (merge cannot tell which arrays are current) or a log without its columns.
+    """
+    path = Path(src) / LOG_FILE
     if not path.is_file():
-        return {}
-    log = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "frames" not in log:
-        return {}
-    return {t: int(f) for t, f in zip(log.track_id, log.frames, strict=True) if f}
+        raise InputError(f"{path}: not found (merge needs the extraction log to tell current arrays from stale ones)")
+    log = read_table(path, required_all=("track_id", "status"), what="extraction log")
+    frames = log["frames"] if "frames" in log else pd.Series("", index=log.index)
+    message = log["message"] if "message" in log else pd.Series("", index=log.index)
+    return {t: ExtractState(status, m, int(f) if f.strip().isdigit() else None)
+            for t, status, m, f in zip(log.track_id, log.status, message, frames, strict=True)}
+
+
+def usable_tracks(tidfile: str | Path, source: Path, states: dict[str, ExtractState], *, padded: bool
+                  ) -> tuple[list[str], dict[str, int | None], list[tuple[str, str]]]:
+    """The tracks of ``tidfile`` whose current array can be merged, their valid frames, and the others with reasons.
+
+    A track is merged only when its latest state is ``ok`` or ``skipped`` and its
+    array is there; an array of a later failed extraction is stale. When the
+    extraction padded its arrays, the log must know the valid frames: a padded
+    frame is never counted as real.
+
+    Returns
+    -------
+    present : list[str]
+        In tidfile order, once each.
+    frames : dict[str, int or None]
+        Valid frames per present track; ``None``: the whole array (the extraction did not pad).
+    left_out : list[(track_id, reason)]
+    """
+    listed = read_tidfile(tidfile)
+    left_out = [(p.track_id, f"tidfile line {p.line}: {p.reason}") for p in listed.problems]
+    present: list[str] = []
+    frames: dict[str, int | None] = {}
+    for track_id in listed.track_ids:
+        state = states.get(track_id)
+        if state is None:
+            left_out.append((track_id, f"not in {LOG_FILE} (never extracted into {source})"))
+        elif state.status not in ("ok", "skipped"):
+            left_out.append((track_id, f"latest extraction {state.status}: {state.message}"))
+        elif not track_path(source, track_id).is_file():
+            left_out.append((track_id, "no extracted array (removed after extraction?)"))
+        elif padded and state.frames is None:
+            left_out.append((track_id, f"valid frames unknown ({LOG_FILE} has no frame count for this padded "
+                                       "array; extract it again)"))
+        else:
+            present.append(track_id)
+            frames[track_id] = state.frames
+    return present, frames, left_out
 
 
 def merge(
@@ -111,15 +169,10 @@ def merge(
         raise InputError(f"{source}: not an extract folder (no {CONFIG_FILE})")
     extract_config = json.loads((source / CONFIG_FILE).read_text())
     frames = int(extract_config.get("frames", 880)) if frames is None else frames
-    tracks = read_tidfile(tidfile).drop_duplicates("track_id")
+    states = extract_states(source)
+    padded = bool(extract_config.get("pad", True))
+    present, lengths, left_out = usable_tracks(tidfile, source, states, padded=padded)
     out = ensure_dir(out_dir)
-    present, left_out = [], []
-    for track_id in tracks.track_id:
-        if track_path(source, track_id).is_file():
-            present.append(track_id)
-        else:
-            left_out.append((track_id, "no extracted array (failed or not extracted)"))
-    lengths = valid_frames(source)
     shape = _store_shape(source, present, extract_config, crop=crop, pad=pad, frames=frames, tidfile=tidfile)
     pad_value = PAD_VALUES.get(extract_config.get("pad_value", "floor"), -80.0)
     dtype = np.dtype(np.float16 if extract_config.get("precision") == 16 else np.float32)
@@ -130,8 +183,11 @@ def merge(
         mean, std = _load_stats(Path(stats_from), shape)
         _save_stats(stats_path, mean, std, source=str(stats_from))
     elif stats_from is not None or normalize:
-        stats_ids = present if stats_from is None else _stats_tracks(Path(stats_from), source)
-        mean, std = _statistics(source, stats_ids, lengths)
+        if stats_from is None:
+            stats_ids, stats_lengths = present, lengths
+        else:
+            stats_ids, stats_lengths = _stats_tracks(Path(stats_from), source, states, padded=padded)
+        mean, std = _statistics(source, stats_ids, stats_lengths)
         _save_stats(stats_path, mean, std, source=str(stats_from or tidfile))
     elif present:
         running = RunningStats()
@@ -145,7 +201,7 @@ def merge(
                                                       "fortran_order": False, "shape": shape})
         for row, track_id in enumerate(present):
             array = read_track(source, track_id)
-            valid = min(lengths.get(track_id, array.shape[1]), array.shape[1])
+            valid = _valid(lengths[track_id], array)
             if running is not None:
                 running.add(array, valid)
             array = _fit(array, shape[2], pad_value)
@@ -214,25 +270,29 @@ def _load_stats(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndar
     return mean, std
 
 
-def _stats_tracks(tidfile: Path, source: Path) -> list[str]:
-    """The tracks of ``tidfile`` that have an array (once each); the others are named in a warning."""
-    ids = list(dict.fromkeys(read_tidfile(tidfile).track_id))
-    present = [t for t in ids if track_path(source, t).is_file()]
-    have = set(present)
-    missing = [t for t in ids if t not in have]
-    if missing:
-        logger.warning("%s: %d of %d tracks have no extracted array and are left out of the statistics (e.g. %s)",
-                       tidfile, len(missing), len(ids), missing[0])
-    return present
+def _stats_tracks(tidfile: Path, source: Path, states: dict[str, ExtractState], *, padded: bool
+                  ) -> tuple[list[str], dict[str, int | None]]:
+    """The usable tracks of another tidfile (:func:`usable_tracks`); the others are named in a warning."""
+    present, lengths, left_out = usable_tracks(tidfile, source, states, padded=padded)
+    if left_out:
+        logger.warning("%s: %d of %d tracks are left out of the statistics (e.g. %s: %s)", tidfile, len(left_out),
+                       len(left_out) + len(present), *left_out[0])
+    return present, lengths
 
 
-def _statistics(source: Path, track_ids: list[str], lengths: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def _statistics(source: Path, track_ids: list[str], lengths: dict[str, int | None]
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over the valid frames of ``track_ids`` (a reading pass of its own)."""
     running = RunningStats()
     for track_id in track_ids:
         array = read_track(source, track_id, mmap=True)
-        running.add(array, min(lengths.get(track_id, array.shape[1]), array.shape[1]))
+        running.add(array, _valid(lengths[track_id], array))
     return running.finish()
+
+
+def _valid(frames: int | None, array: np.ndarray) -> int:
+    """Valid frames of an array: the logged count, or the whole array when the extraction did not pad."""
+    return array.shape[1] if frames is None else min(frames, array.shape[1])
 
 
 def _shape(path: Path) -> tuple[int, ...]:

@@ -20,13 +20,14 @@ from typing import Any
 import pandas as pd
 
 from musicrep.align import MANIFEST_FILE, PROBLEMS_FILE, align
-from musicrep.extract import ExtractConfig, extract, read_tidfile
+from musicrep.extract import ExtractConfig, extract
 from musicrep.fileio import atomic_path, ensure_dir, write_json
 from musicrep.manifest import read_manifest
 from musicrep.merge import STATS_FILE, merge
-from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, read_track_ids, write_partitions
+from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, write_partitions
 from musicrep.sources import Problem, ProgressFn
 from musicrep.sources.demo import DemoSource, plan_collection
+from musicrep.tables import read_tidfile
 from musicrep.targets.space import load_space
 from musicrep.targets.tags import embed_tags
 from musicrep.targets.text import embed_text
@@ -159,7 +160,7 @@ def run_demo(
         force=force or not aligned.skipped,
     )
     report.stages.append(parted)
-    train_ids = read_track_ids(run_dir / "partitions" / "train.csv")
+    train_ids = read_tidfile(run_dir / "partitions" / "train.csv").track_ids
 
     if on_stage:
         on_stage("extract")
@@ -167,7 +168,8 @@ def run_demo(
     extract_config = ExtractConfig(crop=True, pad=True, precision=16)
 
     def run_extract() -> None:
-        tids = pd.concat([read_tidfile(run_dir / "partitions" / f"{name}.csv") for name in SPLITS])
+        tids = pd.concat([read_tidfile(run_dir / "partitions" / f"{name}.csv", need_filename=True).tracks
+                          for name in SPLITS])
         extract(tids, features_dir, extract_config, audio_root=manifest.audio_root, workers=jobs or 2,
                 on_progress=on_progress)
 

@@ -146,22 +146,28 @@ class DemoSource:
         audio_root = ensure_dir(Path(out_dir) / "audio")
         plan, reviews = plan_collection(self.tracks, self.seed)
         _render_all(plan, audio_root, jobs=self.jobs, on_progress=on_progress)
-        rows = []
-        for track in plan:
-            text_parts = reviews.get((track.artist, track.album), [])
-            rows.append({
-                "track_id": track.track_id, "audio_path": track.audio_path,
-                "artist": track.artist, "album": track.album, "title": track.title,
-                "text": "\n\n".join(text for _, text in text_parts),
-                "language": text_parts[0][0] if text_parts else "",
-                **{f"tags_{t}": track.tags.get(t, []) for t in TAGSETS},
-            })
         return SourceRecords(
-            frame=pd.DataFrame(rows),
+            frame=plan_frame(plan, reviews),
             tagsets=list(TAGSETS),
             audio_root=audio_root,
             expected_problems={t.track_id: t.defect for t in plan if t.defect},
         )
+
+
+def plan_frame(plan: list[DemoTrack], reviews: dict) -> pd.DataFrame:
+    """The raw manifest rows of a planned collection (no audio needed): an album's reviews are
+    joined, and its language is that of the first review, as a collection's metadata would give it."""
+    rows = []
+    for track in plan:
+        text_parts = reviews.get((track.artist, track.album), [])
+        rows.append({
+            "track_id": track.track_id, "audio_path": track.audio_path,
+            "artist": track.artist, "album": track.album, "title": track.title,
+            "text": "\n\n".join(text for _, text in text_parts),
+            "language": text_parts[0][0] if text_parts else "",
+            **{f"tags_{t}": track.tags.get(t, []) for t in TAGSETS},
+        })
+    return pd.DataFrame(rows)
 
 
 def plan_collection(n_tracks: int, seed: int) -> tuple[list[DemoTrack], dict]:

@@ -22,7 +22,8 @@ from musicrep.audio import AUDIO_EXTENSIONS
 from musicrep.errors import InputError
 from musicrep.manifest import TAG_PREFIX, safe_track_id
 from musicrep.sources import Problem, ProgressFn, SourceRecords
-from musicrep.sources.tables import read_table, text_cell
+from musicrep.sources.tables import text_cell
+from musicrep.tables import read_table
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _from_table(path: Path, files: list[str]) -> tuple[pd.DataFrame, list[Proble
     problems: list[Problem] = []
     rows = []
     matched: set[str] = set()
-    for number, record in enumerate(table.to_dict("records"), start=2):
+    for number, record in zip(table.index, table.to_dict("records"), strict=True):
         given_path = text_cell(record.get("path"))
         given_id = text_cell(record.get("track_id"))
         audio_path = given_path or by_stem.get(given_id, "")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from musicrep.errors import InputError
 from musicrep.sources import Problem, ProgressFn, SourceRecords
+from musicrep.tables import iter_rows
 
 TAG_CATEGORIES = {"genre": "genres", "instrument": "instruments", "mood/theme": "moodthemes"}
 HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION")
@@ -46,23 +46,17 @@ class JamendoSource:
 
 
 def _read_tsv(path: Path, tracks: dict[str, dict], problems: list[Problem]) -> None:
-    if not path.is_file():
-        raise InputError(f"{path}: TSV file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = tuple(lines[0].split("\t")[:5]) if lines else ()
-    if header != HEADER:
-        raise InputError(f"{path}: not an MTG-Jamendo TSV (header should start {' '.join(HEADER)})")
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) < 5:
-            problems.append(Problem(fields[0], f"{path}:{number}", "malformed row (fewer than 5 fields)"))
+    opened = iter_rows(path, what="MTG-Jamendo TSV", ragged_if_tab=True)
+    if opened.delimiter != "\t" or tuple(opened.header[:5]) != HEADER:
+        raise opened.missing_columns(f"the MTG-Jamendo header {' '.join(HEADER)} (tab-separated)")
+    for number, fields in opened.rows:
+        if len(fields) < 5 or not all(f.strip() for f in fields[:4]):
+            problems.append(Problem(fields[0], f"{path}:{number}", "malformed row (empty id, artist, album or path)"))
             continue
         track_id, artist, album, audio_path, duration = (f.strip() for f in fields[:5])
         row = tracks.setdefault(track_id, {"artist": artist, "album": album, "path": audio_path,
                                            "duration": _float(duration), "tags": {}})
-        for tag in fields[5:]:
+        for tag in filter(str.strip, fields[5:]):
             category, sep, value = tag.strip().partition("---")
             if not sep or not value:
                 problems.append(Problem(track_id, f"{path}:{number}", f"malformed tag {tag!r}", "kept"))

@@ -21,7 +21,8 @@ import pandas as pd
 from musicrep.errors import InputError
 from musicrep.manifest import normalize_name
 from musicrep.sources import Problem, ProgressFn, SourceRecords
-from musicrep.sources.tables import read_table, text_cell
+from musicrep.sources.tables import text_cell
+from musicrep.tables import read_table
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _join_reviews(frame: pd.DataFrame, path: Path, problems: list[Problem]) -> N
     album_column = "album" if "album" in reviews.columns else "release"
     texts: dict[tuple[str, str], list[str]] = {}
     languages: dict[tuple[str, str], str] = {}
-    for number, record in enumerate(reviews.to_dict("records"), start=2):
+    for number, record in zip(reviews.index, reviews.to_dict("records"), strict=True):
         key = (normalize_name(text_cell(record.get("artist"))), normalize_name(text_cell(record.get(album_column))))
         text = text_cell(record.get("text"))
         if not key[0] or not text:

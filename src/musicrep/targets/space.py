@@ -152,6 +152,11 @@ class Space:
     missing: pd.DataFrame
     params: dict
 
+    def unknown_ids(self, track_ids: Sequence[str]) -> list[str]:
+        """The ids of ``track_ids`` this space has never seen: neither a vector nor a row in ``missing.csv``."""
+        known = set(self.ids) | set(self.missing["track_id"])
+        return [t for t in track_ids if t not in known]
+
     def row_of(self) -> dict[str, int]:
         """track_id -> row of :attr:`vectors`."""
         return {t: i for i, t in enumerate(self.ids)}
