@@ -60,13 +60,13 @@ def reference(path: Path) -> tuple:
 
 
 def ours(path: Path) -> tuple:
-    from musicrep.extract import ExtractConfig, extract_features
+    from musicrep.features.extract import ExtractConfig, extract_features
 
     return extract_features(path, ExtractConfig(crop=True, pad=True))[0].shape
 
 
 def floor(path: Path) -> tuple:
-    from musicrep.audio import load_segment
+    from musicrep.features.audio import load_segment
 
     return load_segment(path).shape
 

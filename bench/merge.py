@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from common import measure_cli
-from musicrep.store import track_path, write_track
+from musicrep.features.store import track_path, write_track
 
 DISTINCT = 500
 

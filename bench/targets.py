@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from common import measure_cli
-from musicrep.manifest import Manifest, conform_frame, write_manifest
+from musicrep.data.manifest import Manifest, conform_frame, write_manifest
 
 TAGSETS = {"genres": (21, 1, 2), "styles": (700, 0, 3), "moods": (200, 0, 4), "themes": (80, 0, 2)}
 WORDS = 20_000

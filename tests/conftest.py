@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from musicrep.align import AlignReport, align
-from musicrep.manifest import Manifest, read_manifest
-from musicrep.sources.demo import DemoSource
+from musicrep.data.align import AlignReport, align
+from musicrep.data.manifest import Manifest, read_manifest
+from musicrep.data.sources.demo import DemoSource
 
 DEMO_TRACKS = 120
 DEMO_SEED = 0
@@ -37,8 +37,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCollection:
 
 def demo_metadata(tmp_path: Path, n_tracks: int, seed: int = DEMO_SEED) -> Manifest:
     """The demo collection's manifest without rendering audio (seconds even at 600 tracks)."""
-    from musicrep.manifest import conform_frame, write_manifest
-    from musicrep.sources.demo import TAGSETS, plan_collection, plan_frame
+    from musicrep.data.manifest import conform_frame, write_manifest
+    from musicrep.data.sources.demo import TAGSETS, plan_collection, plan_frame
 
     frame = conform_frame(plan_frame(*plan_collection(n_tracks, seed)), list(TAGSETS), normalize_tags=True)
     manifest = Manifest(frame=frame, tagsets=list(TAGSETS), audio_root=tmp_path / "audio")

@@ -40,13 +40,13 @@ def test_input_errors_are_one_line(tmp_path):
 
 
 def test_internal_errors_are_one_line_with_the_traceback_on_request(tmp_path, monkeypatch):
-    import musicrep.info
+    import musicrep.data.info
 
     def broken(*args, **kwargs):  # a bug inside a stage: not a MusicrepError
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(musicrep.info, "manifest_info", broken)
-    from musicrep.manifest import Manifest, Track, tracks_to_frame, write_manifest
+    monkeypatch.setattr(musicrep.data.info, "manifest_info", broken)
+    from musicrep.data.manifest import Manifest, Track, tracks_to_frame, write_manifest
 
     write_manifest(Manifest(tracks_to_frame([Track("a", "a.wav")], []), [], tmp_path), tmp_path / "m.parquet")
     result = run_cli("info", tmp_path / "m.parquet")

@@ -18,10 +18,10 @@ import pytest
 import soundfile as sf
 
 from conftest import run_musicrep, write_tone
-from musicrep.align import align
-from musicrep.audio import load_segment, probe
-from musicrep.extract import ExtractConfig, extract
-from musicrep.sources.folder import FolderSource
+from musicrep.data.align import align
+from musicrep.data.sources.folder import FolderSource
+from musicrep.features.audio import load_segment, probe
+from musicrep.features.extract import ExtractConfig, extract
 
 CHATTER = ("xing", "mpeg", "part2_3", "resync", "dequantization")
 
@@ -82,7 +82,7 @@ def test_extract_one_track_in_process(mp3s, tmp_path, capfd, segment):
 
 
 def test_probe_and_decode_in_the_main_process(mp3s, capfd):
-    from musicrep.audio import decoder_output
+    from musicrep.features.audio import decoder_output
 
     with decoder_output() as output:
         info = probe(mp3s["truncated"])
@@ -97,7 +97,7 @@ def test_probe_and_decode_in_the_main_process(mp3s, capfd):
 
 
 def test_without_a_collector_the_decoder_output_is_logged(mp3s, capfd, caplog):
-    with caplog.at_level(logging.WARNING, logger="musicrep.audio"):
+    with caplog.at_level(logging.WARNING, logger="musicrep.features.audio"):
         probe(mp3s["truncated"])
     assert "truncated.mp3: the decoder printed: Warning: Xing stream size" in caplog.text
     assert _chatter(capfd.readouterr().err) == []
@@ -106,7 +106,7 @@ def test_without_a_collector_the_decoder_output_is_logged(mp3s, capfd, caplog):
 def test_align_probes_headers_quietly(mp3s, tmp_path, capfd, caplog):
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"path": [p.name for p in mp3s.values()], "genres": "rock"}).to_csv(meta, index=False)
-    with caplog.at_level(logging.INFO, logger="musicrep.align"):
+    with caplog.at_level(logging.INFO, logger="musicrep.data.align"):
         report = align(FolderSource(audio_root=mp3s["clean"].parent, metadata=meta), tmp_path / "out")
     assert report.n_tracks == 3 and report.problems == []
     assert _chatter(capfd.readouterr().err) == []
@@ -125,7 +125,7 @@ def _stdio_swappable() -> bool:
 
 @pytest.mark.skipif(not _stdio_swappable(), reason="C stdio redirection needs glibc or macOS")
 def test_other_threads_keep_writing_to_stderr_while_headers_are_probed(mp3s, capfd):
-    from musicrep.audio import decoder_output
+    from musicrep.features.audio import decoder_output
 
     stop = threading.Event()
 
@@ -155,7 +155,7 @@ def test_other_threads_keep_writing_to_stderr_while_headers_are_probed(mp3s, cap
 
 
 def test_stderr_is_restored_when_the_block_raises(mp3s, capfd):
-    from musicrep.stderr_capture import capture_stderr
+    from musicrep.features.stderr_capture import capture_stderr
 
     with pytest.raises(RuntimeError, match="boom"), capture_stderr() as captured:
         sf.info(str(mp3s["truncated"]))
@@ -169,7 +169,7 @@ def test_stderr_is_restored_when_the_block_raises(mp3s, capfd):
 
 
 def test_nested_windows_keep_their_own_text(capfd):
-    from musicrep.stderr_capture import capture_stderr
+    from musicrep.features.stderr_capture import capture_stderr
 
     with capture_stderr() as outer:
         os.write(2, b"outer 1\n")
@@ -182,7 +182,7 @@ def test_nested_windows_keep_their_own_text(capfd):
 
 
 def test_summary_is_one_short_line():
-    from musicrep.stderr_capture import summarize
+    from musicrep.features.stderr_capture import summarize
 
     text = ("[src/libmpg123/layer3.c:INT123_do_layer3():1804] error: dequantization failed!\n"
             "Note: Illegal Audio-MPEG-Header 0xff21d7d9 at offset 8373.\n"

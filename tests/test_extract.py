@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from musicrep.audio import segment
-from musicrep.extract import ExtractConfig, extract_features
-from musicrep.store import read_track, track_path
+from musicrep.features.audio import segment
+from musicrep.features.extract import ExtractConfig, extract_features
+from musicrep.features.store import read_track, track_path
 
 
 def librosa_reference(path) -> np.ndarray:
@@ -181,7 +181,7 @@ def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
 
     import psutil
 
-    from musicrep.extract import extract
+    from musicrep.features.extract import extract
 
     tid = _playable(demo).head(40)[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
     me = psutil.Process()
@@ -210,8 +210,8 @@ def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
 
 
 def test_segment_decoding_matches_whole_file_decoding(demo):
-    from musicrep.audio import load, load_segment
-    from musicrep.features import MelConfig, mel_front_end
+    from musicrep.features.audio import load, load_segment
+    from musicrep.features.frontend import MelConfig, mel_front_end
 
     front_end = mel_front_end(MelConfig())
 
@@ -314,7 +314,7 @@ def test_preset_overrides_mono_full_length_match_librosa(demo, tmp_path):
 
 def test_other_formats_decode_through_the_pyav_fallback(tmp_path):
     av = pytest.importorskip("av")  # the musicrep[ffmpeg] extra; `make test` installs it
-    from musicrep.audio import probe
+    from musicrep.features.audio import probe
 
     sr = 44100
     t = np.arange(20 * sr) / sr
@@ -370,7 +370,7 @@ def test_a_write_error_fails_that_track_and_the_run_goes_on(demo, tmp_path):
 def test_one_silent_channel_is_named_and_odd_fft_sizes_match_librosa(tmp_path):
     import soundfile as sf
 
-    from musicrep.features import MelConfig, mel_filterbank
+    from musicrep.features.frontend import MelConfig, mel_filterbank
 
     t = np.arange(5 * 22050) / 22050
     sf.write(tmp_path / "half.wav", np.stack([0.3 * np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1), 22050)

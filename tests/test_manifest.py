@@ -5,8 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from musicrep.errors import InputError
-from musicrep.manifest import (
+from musicrep.data.manifest import (
     Manifest,
     Track,
     is_safe_track_id,
@@ -16,6 +15,7 @@ from musicrep.manifest import (
     tracks_to_frame,
     write_manifest,
 )
+from musicrep.errors import InputError
 
 
 def test_normalize_tag_keeps_one_term():
@@ -98,7 +98,7 @@ def test_is_safe_track_id_keeps_ids_inside_their_folder():
 
 
 def test_store_refuses_to_make_a_path_from_an_unsafe_id(tmp_path):
-    from musicrep.store import track_path
+    from musicrep.features.store import track_path
 
     assert track_path(tmp_path, "ok").parent.parent == tmp_path
     for bad in ("..", "../../x", "/etc/x"):

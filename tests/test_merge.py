@@ -6,9 +6,9 @@ import pytest
 
 from conftest import run_cli
 from musicrep.errors import UsageError
-from musicrep.extract import ExtractConfig, extract
-from musicrep.merge import FeatureStore, merge
-from musicrep.store import read_track
+from musicrep.features.extract import ExtractConfig, extract
+from musicrep.features.merge import FeatureStore, merge
+from musicrep.features.store import read_track
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_unequal_lengths_need_crop_and_pad(extracted):
 def test_merge_refuses_mixed_extractions_and_mismatched_stats(extracted, tmp_path):
     import shutil
 
-    from musicrep.store import track_path, write_track
+    from musicrep.features.store import track_path, write_track
 
     root, tid, kinds, _ = extracted
     source = tmp_path / "mixed"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from conftest import demo_metadata, run_cli
+from musicrep.data.manifest import Manifest, Track, tracks_to_frame, write_manifest
+from musicrep.data.partition import PartitionConfig, adopt_partitions, partition, summarize, write_partitions
 from musicrep.errors import UsageError
-from musicrep.manifest import Manifest, Track, tracks_to_frame, write_manifest
-from musicrep.partition import PartitionConfig, adopt_partitions, partition, summarize, write_partitions
 
 SPLITS = ("train", "val", "test")
 

@@ -67,7 +67,7 @@ def test_info_on_demo(demo, tmp_path):
 def test_info_reports_missing_audio(demo, tmp_path):
     import shutil
 
-    from musicrep.manifest import Manifest, write_manifest
+    from musicrep.data.manifest import Manifest, write_manifest
 
     frame = demo.manifest.frame.head(5).copy()
     audio = tmp_path / "audio"

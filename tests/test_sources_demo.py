@@ -11,8 +11,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from musicrep.align import align
-from musicrep.sources.demo import GENRES, MOODS, STYLES, DemoSource, plan_collection
+from musicrep.data.align import align
+from musicrep.data.sources.demo import GENRES, MOODS, STYLES, DemoSource, plan_collection
 
 
 def test_collection_shape(demo):

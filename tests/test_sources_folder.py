@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli, write_tone
-from musicrep.align import align
+from musicrep.data.align import align
+from musicrep.data.manifest import is_safe_track_id, read_manifest
+from musicrep.data.sources import make_source
 from musicrep.errors import InputError
-from musicrep.manifest import is_safe_track_id, read_manifest
-from musicrep.sources import make_source
 
 
 @pytest.fixture()

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import write_tone
-from musicrep.align import align
+from musicrep.data.align import align
+from musicrep.data.manifest import read_manifest
+from musicrep.data.sources import make_source
 from musicrep.errors import InputError
-from musicrep.manifest import read_manifest
-from musicrep.sources import make_source
 
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS\n"
 

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli, write_tone
-from musicrep.align import align
+from musicrep.data.align import align
+from musicrep.data.manifest import read_manifest
+from musicrep.data.sources import make_source
+from musicrep.data.sources.msd_amg import msd_audio_path
 from musicrep.errors import InputError
-from musicrep.manifest import read_manifest
-from musicrep.sources import make_source
-from musicrep.sources.msd_amg import msd_audio_path
 
 IDS = ["TRAAAAK128F9318786", "TRAAAAV128F421A322", "TRAAABD128F429CF47", "TRBBBBB128F0000000"]
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import demo_metadata, run_cli
+from musicrep.data.manifest import Manifest, Track, tracks_to_frame, write_manifest
+from musicrep.data.partition import PartitionConfig, partition, write_partitions
 from musicrep.errors import InputError, UsageError
-from musicrep.manifest import Manifest, Track, tracks_to_frame, write_manifest
-from musicrep.partition import PartitionConfig, partition, write_partitions
 from musicrep.targets.analyzers import TextAnalyzer, TextDocument, fold
 from musicrep.targets.space import load_space
 from musicrep.targets.tags import embed_tags
@@ -221,9 +221,9 @@ def test_cli_targets(spaces, demo, tmp_path):
 
 
 def test_spaces_on_an_msd_amg_manifest(tmp_path):
-    from musicrep.align import align
-    from musicrep.manifest import read_manifest
-    from musicrep.sources import make_source
+    from musicrep.data.align import align
+    from musicrep.data.manifest import read_manifest
+    from musicrep.data.sources import make_source
     from test_sources_msd_amg import IDS, write_labels
 
     labels = write_labels(tmp_path / "msd_amglabels_all.h5")

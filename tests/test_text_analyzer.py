@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from musicrep.data.manifest import Track
 from musicrep.errors import UsageError
-from musicrep.manifest import Track
 from musicrep.targets.analyzers import TextAnalyzer, TextDocument, fold, make_analyzer, stop_words_for
 from musicrep.targets.space import load_space
 from musicrep.targets.stopwords import normalize_language

@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from musicrep.align import MANIFEST_FILE, PROBLEMS_FILE, align
-from musicrep.extract import ExtractConfig, extract
+from musicrep.data.align import MANIFEST_FILE, PROBLEMS_FILE, align
+from musicrep.data.manifest import read_manifest
+from musicrep.data.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, write_partitions
+from musicrep.data.sources import Problem, ProgressFn
+from musicrep.data.sources.demo import DemoSource, plan_collection
+from musicrep.features.extract import ExtractConfig, extract
+from musicrep.features.merge import STATS_FILE, merge
 from musicrep.fileio import atomic_path, ensure_dir, write_json
-from musicrep.manifest import read_manifest
-from musicrep.merge import STATS_FILE, merge
-from musicrep.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, write_partitions
-from musicrep.sources import Problem, ProgressFn
-from musicrep.sources.demo import DemoSource, plan_collection
 from musicrep.tables import read_tidfile
 from musicrep.targets.space import load_space
 from musicrep.targets.tags import embed_tags

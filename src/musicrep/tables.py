@@ -9,7 +9,7 @@
 - A missing column is an error that names the header that was read, and the
   delimiter it seems to use when that is not ours.
 - Tidfiles (``track_id[,filename]``): every id must be safe
-  (:func:`musicrep.manifest.is_safe_track_id`) and an id listed twice with two
+  (:func:`musicrep.data.manifest.is_safe_track_id`) and an id listed twice with two
   different files is ambiguous; both are reported per item, never written anywhere.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from musicrep.data.manifest import TRACK_ID_RULE, is_safe_track_id
 from musicrep.errors import InputError
-from musicrep.manifest import TRACK_ID_RULE, is_safe_track_id
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 TAB_SUFFIXES = frozenset({".tsv", ".tab"})

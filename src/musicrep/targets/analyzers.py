@@ -18,8 +18,8 @@ from typing import NamedTuple, Protocol
 
 import pandas as pd
 
+from musicrep.data.manifest import tag_column
 from musicrep.errors import InputError, UsageError
-from musicrep.manifest import tag_column
 from musicrep.targets.stopwords import STOP_WORDS, normalize_language
 
 logger = logging.getLogger(__name__)

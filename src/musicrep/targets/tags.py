@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from musicrep.data.manifest import Manifest, tag_column
 from musicrep.errors import UsageError
 from musicrep.fileio import ensure_dir, write_csv
-from musicrep.manifest import Manifest, tag_column
 from musicrep.targets.analyzers import TagAnalyzer
 from musicrep.targets.space import build_space
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from musicrep.data.manifest import Manifest
 from musicrep.errors import UsageError
 from musicrep.fileio import ensure_dir
-from musicrep.manifest import Manifest
 from musicrep.targets.analyzers import TextAnalyzer, stop_words_for
 from musicrep.targets.space import build_space
 from musicrep.targets.stopwords import normalize_language

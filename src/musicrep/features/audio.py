@@ -8,7 +8,7 @@ decoders, the optional ``musicrep[ffmpeg]`` extra); without it they fail with
 
 The C decoders print warnings straight to the process's stderr (libmpg123:
 "Illegal Audio-MPEG-Header", "Xing stream size off", ...). Every decoder call
-here runs inside a :func:`musicrep.stderr_capture.capture_stderr` window, and
+here runs inside a :func:`musicrep.features.stderr_capture.capture_stderr` window, and
 the text goes to the innermost :func:`decoder_output` block of the thread (or,
 outside one, to this module's logger as a warning), never straight to stderr.
 """
@@ -30,7 +30,7 @@ import soundfile as sf
 import soxr
 
 from musicrep.errors import AudioError
-from musicrep.stderr_capture import Captured, capture_stderr, summarize
+from musicrep.features.stderr_capture import Captured, capture_stderr, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class DecoderOutput:
 
     def summary(self) -> str:
         """The first distinct lines as one line (``""`` when the decoders said nothing),
-        see :func:`musicrep.stderr_capture.summarize`."""
+        see :func:`musicrep.features.stderr_capture.summarize`."""
         return summarize("".join(self.texts))
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrep.audio import DecoderOutput, decoder_output, load, load_segment
+from musicrep.data.manifest import TRACK_ID_RULE, is_safe_track_id
 from musicrep.errors import AudioError, UsageError
-from musicrep.executors import make_runner
-from musicrep.features import TOP_DB, MelConfig, mel_front_end
+from musicrep.features.audio import DecoderOutput, decoder_output, load, load_segment
+from musicrep.features.executors import make_runner
+from musicrep.features.frontend import TOP_DB, MelConfig, mel_front_end
+from musicrep.features.store import check_config, track_path, write_config, write_track
 from musicrep.fileio import ensure_dir, write_csv
-from musicrep.manifest import TRACK_ID_RULE, is_safe_track_id
 from musicrep.memory import retain_freed_memory
-from musicrep.store import check_config, track_path, write_config, write_track
 from musicrep.tables import TidProblem
 
 LOG_FILE = "extract_log.csv"
@@ -55,7 +55,7 @@ class ExtractConfig:
     pad_value : {"floor", "original"}
         Padded frames hold the -80 dB floor, or 0 dB as the original script wrote.
     mono : bool
-        One channel, the mean of all (default: two, see :func:`musicrep.audio.to_stereo`).
+        One channel, the mean of all (default: two, see :func:`musicrep.features.audio.to_stereo`).
     segment : {"original", "full"}
         The original rule (3-14 s when longer than 14 s, else the first 11 s) or the whole file.
     """
@@ -211,7 +211,7 @@ def extract(
     dst : path-like
         Output folder (checked writable before any work).
     workers : int, optional
-        Processes of the local pool; with ``scheduler``, tasks in flight (see :mod:`musicrep.executors`).
+        Processes of the local pool; with ``scheduler``, tasks in flight (see :mod:`musicrep.features.executors`).
         A worker killed by a signal fails its in-flight tracks and the run goes on.
     scheduler : str, optional
         ``"local"`` (a dask LocalCluster) or ``tcp://HOST:PORT``; default: a local process pool.

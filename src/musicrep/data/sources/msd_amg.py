@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from musicrep.data.manifest import normalize_name
+from musicrep.data.sources import Problem, ProgressFn, SourceRecords
+from musicrep.data.sources.tables import text_cell
 from musicrep.errors import InputError
-from musicrep.manifest import normalize_name
-from musicrep.sources import Problem, ProgressFn, SourceRecords
-from musicrep.sources.tables import text_cell
 from musicrep.tables import read_table
 
 logger = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from musicrep.data.manifest import TRACK_ID_RULE, is_safe_track_id
 from musicrep.errors import InputError, UsageError
 from musicrep.fileio import atomic_path
-from musicrep.manifest import TRACK_ID_RULE, is_safe_track_id
 
 CONFIG_FILE = "extract_config.json"
 
@@ -30,7 +30,7 @@ def track_path(root: str | os.PathLike[str], track_id: str) -> Path:
     Raises
     ------
     InputError
-        ``track_id`` is not a safe id (:func:`musicrep.manifest.is_safe_track_id`): it could name
+        ``track_id`` is not a safe id (:func:`musicrep.data.manifest.is_safe_track_id`): it could name
         a path outside ``root``. Readers of tidfiles check ids first; this is the last guard.
     """
     if not is_safe_track_id(track_id):

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from musicrep.data.manifest import Manifest, normalize_name, tag_column
+from musicrep.data.sources import Problem
 from musicrep.errors import UsageError
 from musicrep.fileio import ensure_dir, write_csv
-from musicrep.manifest import Manifest, normalize_name, tag_column
-from musicrep.sources import Problem
 from musicrep.tables import read_tidfile
 
 logger = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from musicrep.data.sources import ProgressFn, SourceRecords
+from musicrep.data.sources.demo_synth import Sound, synthesize
+from musicrep.data.sources.demo_text import LANGUAGES, write_review
 from musicrep.errors import UsageError
 from musicrep.fileio import atomic_path, ensure_dir
-from musicrep.sources import ProgressFn, SourceRecords
-from musicrep.sources.demo_synth import Sound, synthesize
-from musicrep.sources.demo_text import LANGUAGES, write_review
 
 TAGSETS = ["genres", "styles", "moods", "themes"]
 

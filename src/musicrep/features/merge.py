@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from musicrep.errors import InputError, UsageError
-from musicrep.extract import LOG_FILE, PAD_VALUES
+from musicrep.features.extract import LOG_FILE, PAD_VALUES
+from musicrep.features.store import CONFIG_FILE, read_track, track_path
 from musicrep.fileio import atomic_path, ensure_dir, write_csv, write_json
-from musicrep.store import CONFIG_FILE, read_track, track_path
 from musicrep.tables import read_table, read_tidfile
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 A source turns a collection (audio files plus tags and/or text, in whatever
 layout the collection uses) into :class:`SourceRecords`: a manifest frame
 whose tags are not normalized yet and whose audio fields may be unprobed,
-plus the problems it met on the way. :func:`musicrep.align.align` does the
+plus the problems it met on the way. :func:`musicrep.data.align.align` does the
 rest (normalization, id checks, audio checks, writing).
 
 Add a source by writing a dataclass with a ``collect`` method and naming it
@@ -63,10 +63,10 @@ ProgressFn = Callable[[int, int], None]
 """Progress callback: ``(done, total)``."""
 
 SOURCES: dict[str, str] = {
-    "demo": "musicrep.sources.demo:DemoSource",
-    "folder": "musicrep.sources.folder:FolderSource",
-    "jamendo": "musicrep.sources.jamendo:JamendoSource",
-    "msd-amg": "musicrep.sources.msd_amg:MsdAmgSource",
+    "demo": "musicrep.data.sources.demo:DemoSource",
+    "folder": "musicrep.data.sources.folder:FolderSource",
+    "jamendo": "musicrep.data.sources.jamendo:JamendoSource",
+    "msd-amg": "musicrep.data.sources.msd_amg:MsdAmgSource",
 }
 """Registry: source name -> ``module:class`` of its dataclass (imported on use)."""
 

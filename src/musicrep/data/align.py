@@ -16,18 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicrep.audio import MISSING, decoder_output, format_from_path, probe
-from musicrep.errors import AudioError, InputError
-from musicrep.fileio import ensure_dir, write_csv
-from musicrep.manifest import (
+from musicrep.data.manifest import (
     TRACK_ID_RULE,
     Manifest,
     conform_frame,
     safe_id_mask,
     write_manifest,
 )
+from musicrep.data.sources import Problem, ProgressFn, Source, SourceRecords
+from musicrep.errors import AudioError, InputError
+from musicrep.features.audio import MISSING, decoder_output, format_from_path, probe
+from musicrep.fileio import ensure_dir, write_csv
 from musicrep.memory import paused_gc
-from musicrep.sources import Problem, ProgressFn, Source, SourceRecords
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def align(
     Parameters
     ----------
     source : Source
-        A configured source (see :func:`musicrep.sources.make_source`).
+        A configured source (see :func:`musicrep.data.sources.make_source`).
     out_dir : path-like
         Output folder; receives ``manifest.parquet`` and ``manifest_problems.csv``.
     check_audio : bool

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from musicrep.audio import AUDIO_EXTENSIONS
+from musicrep.data.manifest import TAG_PREFIX, safe_track_id
+from musicrep.data.sources import Problem, ProgressFn, SourceRecords
+from musicrep.data.sources.tables import text_cell
 from musicrep.errors import InputError
-from musicrep.manifest import TAG_PREFIX, safe_track_id
-from musicrep.sources import Problem, ProgressFn, SourceRecords
-from musicrep.sources.tables import text_cell
+from musicrep.features.audio import AUDIO_EXTENSIONS
 from musicrep.tables import read_table
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from musicrep.manifest import Manifest, tag_column
+from musicrep.data.manifest import Manifest, tag_column
 
 DURATION_BINS = (0.0, 4.0, 11.0, 14.0, 30.0, 60.0, 600.0, np.inf)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from musicrep.sources import Problem, ProgressFn, SourceRecords
+from musicrep.data.sources import Problem, ProgressFn, SourceRecords
 from musicrep.tables import iter_rows
 
 TAG_CATEGORIES = {"genre": "genres", "instrument": "instruments", "mood/theme": "moodthemes"}
