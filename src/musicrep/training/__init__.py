@@ -1,0 +1,2 @@
+"""Training: recipes (TOML dataclasses), objectives, data (crops, batch samplers), the Lightning module,
+and :func:`musicrep.training.run.train`, which exports a model folder (:mod:`musicrep.inference.hub`)."""
