@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from musicrep.cli import data, features, targets
+from musicrep.cli import data, features, targets, train, use
 from musicrep.cli.common import configure_logging, guarded
 from musicrep.errors import UsageError
 
@@ -53,13 +53,13 @@ COMMANDS = {
     "embed-tags": targets.embed_tags_command,
     "embed-text": targets.embed_text_command,
     "mine-triplets": targets.mine_triplets_command,
+    "embed": use.embed_command,
+    "train": train.train_command,
     "demo": data.demo,
 }
 """Command name -> its function (already wrapped by :func:`~musicrep.cli.common.guarded`)."""
 
 PLANNED = {
-    "train": "Train an audio encoder from a TOML config.",
-    "embed": "Embed audio with an exported model.",
     "evaluate": "Evaluate embeddings: retrieval and classification metrics, report.",
     "index": "Build a vector index of embeddings.",
     "search": "Query a vector index.",
