@@ -21,7 +21,9 @@ def test_demo_command_end_to_end(tmp_path):
                  "done/triplets.json", "features/extract_log.csv", "features/extract_config.json",
                  "targets/joint/vectors.npy", "targets/text/model.json", "targets/triplets.parquet",
                  "done/merge.json", "features/train/features.npy", "features/val/index.csv",
-                 "features/test/store.json", "features/stats.npz"):
+                 "features/test/store.json", "features/stats.npz", "done/train.json", "done/embed.json",
+                 "model/model.safetensors", "model/config.json", "model/MODEL_CARD.md", "checkpoints/last.ckpt",
+                 "embeddings/train/vectors.npy", "embeddings/val/ids.csv", "embeddings/test/embed_config.json"):
         assert (run / path).is_file(), path
     done = json.loads((run / "done" / "align.json").read_text())
     assert done["config_hash"] == config_hash({"source": "demo", "tracks": 60, "seed": 0})
@@ -42,16 +44,24 @@ def test_demo_command_end_to_end(tmp_path):
     failed = log[log.status == "failed"]
     assert len(failed) >= 2 and "anchors have a positive" in first.stdout  # the broken files, expected
 
+    assert "training (" in first.stdout and "the same network untrained" in first.stdout
+    # every track of every split is embedded, in the store's order
+    for name in ("train", "val", "test"):
+        ids = pd.read_csv(run / "embeddings" / name / "ids.csv", dtype=str)
+        index = pd.read_csv(run / "features" / name / "index.csv", dtype=str)
+        assert ids.track_id.tolist() == index.track_id.tolist()
+
     again = run_cli("demo", "--out", run, "--tracks", "60")
     assert again.exit_code == 0
     assert "align: already done (skipped)" in again.stdout and "partition: already done (skipped)" in again.stdout
+    assert "train: already done (skipped)" in again.stdout and "embed: already done (skipped)" in again.stdout
 
     (run / "partitions" / "train.csv").unlink()  # a lost output makes its stage run again
-    repaired = run_cli("demo", "--out", run, "--tracks", "60")
+    repaired = run_cli("demo", "--out", run, "--tracks", "60", "--no-train")
     assert "align: already done" in repaired.stdout and "partition: done" in repaired.stdout
     assert (run / "partitions" / "train.csv").read_bytes() == train_before
 
-    forced = run_cli("demo", "--out", run, "--tracks", "60", "--force", "--jobs", "2")
+    forced = run_cli("demo", "--out", run, "--tracks", "60", "--force", "--jobs", "2", "--no-train")
     assert "align: done" in forced.stdout and forced.exit_code == 0
     assert (run / "partitions" / "train.csv").read_bytes() == train_before  # deterministic
 

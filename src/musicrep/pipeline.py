@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DONE_DIR = "done"
 TRIPLET_SPACE = "joint"  # the CBMI 2019 multi-label embedding
+DEMO_RECIPE = Path(__file__).parent / "configs" / "demo.toml"
 
 
 @dataclass
@@ -57,6 +58,10 @@ class RunReport:
     problems: list[Problem] = field(default_factory=list)
     expected: dict[str, str] = field(default_factory=dict)
     triplets: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    """Validation nDCG@10 of the trained model, of the same network untrained, and the ceiling."""
+    embeddings: dict[str, int] = field(default_factory=dict)
+    """Tracks embedded per split."""
 
     @property
     def unexpected(self) -> list[Problem]:
@@ -115,6 +120,8 @@ def run_demo(
     force: bool = False,
     on_stage: Callable[[str], None] | None = None,
     on_progress: ProgressFn | None = None,
+    train: bool = True,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RunReport:
     """Run every stage built so far on a fresh demo collection.
 
@@ -130,6 +137,11 @@ def run_demo(
         Called with a stage name when it starts.
     on_progress : callable, optional
         ``(done, total)`` within a stage.
+    train : bool
+        Train ``configs/demo.toml``, export ``RUN/model`` and embed the three splits into ``RUN/embeddings``
+        (False: stop after the triplets).
+    on_epoch : callable, optional
+        ``(epoch, metrics)`` after each training epoch.
     """
     run_dir = ensure_dir(out_dir)
     report = RunReport(run_dir=run_dir)
@@ -225,7 +237,53 @@ def run_demo(
         ["targets/triplets.parquet", "targets/triplets_summary.json"], mine, force=force or not targeted.skipped,
     ))
     report.triplets = json.loads((targets_dir / "triplets_summary.json").read_text())
+    if train:
+        _train_and_embed(run_dir, report, force=force, on_stage=on_stage, on_progress=on_progress,
+                         on_epoch=on_epoch)
     return report
+
+
+def _train_and_embed(run_dir: Path, report: RunReport, *, force: bool, on_stage: Callable[[str], None] | None,
+                     on_progress: ProgressFn | None, on_epoch: Callable[[int, dict[str, float]], None] | None) -> None:
+    """The demo's last stages: train the demo recipe, export ``RUN/model``, embed every split."""
+    from musicrep.inference.embed import embed
+    from musicrep.training.recipe import load_recipe
+    from musicrep.training.run import RunPaths, train
+
+    if on_stage:
+        on_stage("train")
+    recipe = load_recipe(DEMO_RECIPE)
+    upstream = report.stages[-1]
+    summary = run_dir / "model" / "training.json"
+
+    def run_training() -> None:
+        result = train(recipe, RunPaths.of(run_dir), on_epoch=on_epoch)
+        write_json({"validation": result.validation, "epochs": result.epochs}, summary)
+
+    trained = run_stage(
+        run_dir, "train", {"recipe": recipe.to_dict(), "upstream": upstream.config_hash},
+        ["model/model.safetensors", "model/config.json", "model/training.json"], run_training,
+        force=force or not upstream.skipped,
+    )
+    report.stages.append(trained)
+    report.training = json.loads(summary.read_text())
+
+    if on_stage:
+        on_stage("embed")
+
+    def embed_splits() -> None:
+        for name in SPLITS:
+            done = embed(run_dir / "model", run_dir / "embeddings" / name, store=run_dir / "features" / name,
+                         on_progress=on_progress)
+            report.embeddings[name] = done.n_embedded
+
+    embedded = run_stage(
+        run_dir, "embed", {"upstream": trained.config_hash},
+        [f"embeddings/{name}/vectors.npy" for name in SPLITS], embed_splits, force=force or not trained.skipped,
+    )
+    report.stages.append(embedded)
+    if not report.embeddings:
+        report.embeddings = {name: len(pd.read_csv(run_dir / "embeddings" / name / "ids.csv")) for name in SPLITS}
 
 
 def read_summary(run_dir: str | Path) -> pd.DataFrame:

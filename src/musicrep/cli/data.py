@@ -140,6 +140,10 @@ def partition_command(
     return EXIT_ITEM_FAILURES if parts.problems or parts.empty_splits else EXIT_OK
 
 
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
 def print_summary(summary, stratify: str | None, top: int = 12) -> None:
     """Print the split summary: totals, leak check, and the stratified label distribution."""
     table = Table("", "train", "val", "test", "total", title="partitions")
@@ -161,13 +165,24 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the collection and the splits.")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Processes (default: up to 4).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo finished stages.")] = False,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Train configs/demo.toml, export RUN/model and embed the splits (--no-train: stop after the triplets).")] = True,
 ) -> int:
-    """Run every stage built so far on the generated demo collection, into one run directory."""
+    """Run every stage built so far on the generated demo collection, into one run directory.
+
+    align, partition, extract, merge, tag and text spaces, triplets, then training
+    of the demo recipe (the multi-task CBMI 2019 recipe at demo size), the model
+    folder RUN/model and embeddings of every split in RUN/embeddings.
+    """
     from musicrep.pipeline import read_summary, run_demo
 
+    def epoch_line(epoch: int, metrics: dict[str, float]) -> None:
+        err.print(f"  train epoch {epoch}: loss {metrics.get('loss', float('nan')):.3f}, val nDCG@10 "
+                  f"{metrics.get('val/ndcg@10', float('nan')):.3f}", markup=False)
+
     with progress_bar("demo") as update:
-        report = run_demo(out, tracks=tracks, seed=seed, jobs=jobs, force=force,
-                          on_stage=lambda name: logger.info("stage %s", name), on_progress=update)
+        report = run_demo(out, tracks=tracks, seed=seed, jobs=jobs, force=force, train=train,
+                          on_stage=lambda name: logger.info("stage %s", name), on_progress=update,
+                          on_epoch=epoch_line)
     for stage in report.stages:
         print_line(f"{stage.name}: {'already done (skipped)' if stage.skipped else 'done'}")
     expected = [p for p in report.problems if p.track_id in report.expected]
@@ -178,6 +193,13 @@ def demo(
                f"({report.expected[problem.track_id]}, {problem.action})")
     report_problems(report.unexpected, out / "manifest_problems.csv")
     print_summary(read_summary(out), "genres")
+    if report.training:
+        figures = report.training["validation"]
+        print_line(f"training ({report.training['epochs']} epochs): validation nDCG@10 (artist excluded) "
+                   f"{_figure(figures.get('ndcg@10'))} trained, {_figure(figures.get('untrained_ndcg@10'))} "
+                   f"the same network untrained, ceiling {_figure(figures.get('ceiling_ndcg@10'))}")
+        print_line("embeddings: " + ", ".join(f"{name} {n}" for name, n in report.embeddings.items())
+                   + f" tracks in {out / 'embeddings'}")
     mined = report.triplets
     print_line(f"triplets ({mined['space']} space): {mined['triplets']} from {mined['anchors']} train anchors over "
            f"{mined['unique_vectors']} unique target vectors; {mined['anchors_with_positive']} anchors have a positive")
