@@ -256,3 +256,42 @@ def test_ddp_with_two_cpu_processes(demo_run, tmp_path):
     assert result.exit_code == 0, result.stderr[-3000:]
     encoder = musicrep.load(run / "model")
     assert encoder.embed(np.zeros(22050 * 3, dtype=np.float32) + 0.01, sr=22050).shape == (32,)
+
+
+def test_a_store_with_nan_is_refused_naming_the_track(demo_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("manifest.parquet", "partitions", "targets"):
+        (run / name).symlink_to(demo_run / name)
+    shutil.copytree(demo_run / "features" / "train", run / "features" / "train")
+    (run / "features" / "val").symlink_to(demo_run / "features" / "val")
+    (run / "features" / "stats.npz").symlink_to(demo_run / "features" / "stats.npz")
+    features = np.load(run / "features" / "train" / "features.npy", mmap_mode="r+")
+    features[3, 5, 7, 0] = np.nan
+    features.flush()
+    track = pd.read_csv(run / "features" / "train" / "index.csv", dtype=str).track_id.iloc[3]
+    result = run_cli("train", "--config", tiny_recipe(tmp_path), "--run", run)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {run / 'features' / 'train'}/features.npy: non-finite values in row 3 (track {track}); "
+        "extract and merge it again"]
+
+
+def test_augmentation_masks_and_gain_stay_within_the_floor():
+    from musicrep.training.data import augment_crop, mixup
+    from musicrep.training.recipe import AugmentRecipe
+
+    crop = np.random.default_rng(0).uniform(-60, 0, size=(128, 216, 2)).astype(np.float32)
+    out = augment_crop(crop.copy(), AugmentRecipe(time_mask=20, freq_mask=10, gain_db=6),
+                       np.random.default_rng(1), floor=-80.0)
+    assert out.min() >= -80.0 and not np.array_equal(out, crop)
+    masked_bands = (out == -80.0).all(axis=(1, 2)).sum()
+    masked_frames = (out == -80.0).all(axis=(0, 2)).sum()
+    assert masked_bands <= 10 and masked_frames <= 20 and masked_bands + masked_frames > 0
+    batch = torch.from_numpy(np.stack([crop.transpose(2, 0, 1)] * 4))
+    assert torch.equal(mixup(batch, 0.0, torch.Generator().manual_seed(0)), batch)
+    quiet = batch - torch.tensor([0.0, 10.0, 20.0, 30.0]).view(4, 1, 1, 1)  # same crop, 0-30 dB quieter
+    mixed = mixup(quiet, 1.0, torch.Generator().manual_seed(0))
+    assert (mixed >= quiet).all() and not torch.equal(mixed, quiet)  # in dB the louder bin wins

@@ -180,7 +180,19 @@ def _open_store(path: Path) -> FeatureStore:
     if store.params.get("normalized"):
         raise UsageError(f"{path}: a normalized store (merged with --normalize); training standardizes itself and "
                          "needs the raw-dB store")
+    _check_finite(store)
     return store
+
+
+def _check_finite(store: FeatureStore, rows_per_read: int = 256) -> None:
+    """Refuse a store holding NaN or infinity (one streaming pass): it would silently poison every step."""
+    for start in range(0, len(store), rows_per_read):
+        block = np.asarray(store.features[start:start + rows_per_read])
+        bad = ~np.isfinite(block).reshape(len(block), -1).all(axis=1)
+        if bad.any():
+            row = start + int(np.flatnonzero(bad)[0])
+            raise InputError(f"{store.path}/features.npy: non-finite values in row {row} "
+                             f"(track {store.index.track_id.iloc[row]}); extract and merge it again")
 
 
 def _load_spaces(recipe: Recipe, targets_dir: Path) -> dict[str, Space]:
