@@ -9,7 +9,9 @@ instead of single tracks. Outputs use the original partition-file format
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,12 @@ SPLITS = ("train", "val", "test")
 GROUPINGS = ("artist", "album", "none")
 SUMMARY_FILE = "summary.csv"
 PROBLEMS_FILE = "partition_problems.csv"
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 _EPS = 1e-9
+_MAX_REPAIRS = 200
+"""Most moves or swaps of the repair pass (:meth:`_Tally.repair`); it usually needs a handful."""
+_EXACT_MAX_STATES = 1_000_000
+"""Most split totals the exact search (:func:`_exact_sizes`) keeps, all groups together."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,9 @@ class PartitionConfig:
     Parameters
     ----------
     fractions : tuple of 3 floats
-        Share of tracks for train, val and test; they sum to 1.
+        Share of tracks for train, val and test; they sum to 1. Not used
+        with ``train_with_text`` (a warning says so when they differ from the
+        default).
     group : {"artist", "album", "none"}
         Tracks of one group always share a split.
     stratify : str or None
@@ -54,7 +63,7 @@ class PartitionConfig:
         Seed of the tie-breaking order.
     """
 
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     group: str = "artist"
     stratify: str | None = "auto"
     train_with_text: bool = False
@@ -63,8 +72,8 @@ class PartitionConfig:
 
     def validate(self) -> None:
         """Raise :class:`UsageError` on impossible settings."""
-        if len(self.fractions) != 3 or min(self.fractions) < 0:
-            raise UsageError(f"--fractions needs three non-negative numbers (got {self.fractions})")
+        if len(self.fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in self.fractions):
+            raise UsageError(f"--fractions needs three finite non-negative numbers (got {self.fractions})")
         if abs(sum(self.fractions) - 1.0) > 1e-6:
             raise UsageError(f"--fractions must sum to 1 (got {sum(self.fractions):g})")
         if self.group not in GROUPINGS:
@@ -117,11 +126,19 @@ def group_keys(manifest: Manifest, group: str) -> np.ndarray:
 def partition(manifest: Manifest, config: PartitionConfig) -> Partitions:
     """Split a manifest into train/val/test.
 
-    Whole groups go to splits; the split sizes follow ``config.fractions`` as
-    closely as whole groups allow (no split more than one group above its
-    target) and stratification decides which groups go where. Every requested
-    split (fraction > 0) gets at least one group when there are enough groups;
-    when there are not, :attr:`Partitions.empty_splits` says so.
+    Whole groups go to splits. Sizes come first: the total deviation
+    ``sum(|size - fraction * n_tracks|)`` over the splits is the least whole
+    groups allow whenever the exact search fits (up to about 15 groups of any
+    size, or a few hundred tracks: :func:`_exact_sizes`), and otherwise no
+    single move or swap of two groups lowers it (:meth:`_Tally.repair`).
+    Stratification decides which groups go where among the choices that
+    keep the sizes as good. Every requested split (fraction > 0) gets at
+    least one group when there are enough groups; when there are not,
+    :attr:`Partitions.empty_splits` says so.
+
+    With ``config.train_with_text`` the original rule applies and
+    ``config.fractions`` is not used; a warning says so when they differ from
+    :data:`DEFAULT_FRACTIONS`.
 
     Parameters
     ----------
@@ -140,6 +157,13 @@ def partition(manifest: Manifest, config: PartitionConfig) -> Partitions:
     rng = np.random.default_rng(config.seed)
     units = "track(s)" if config.group == "none" else f"{config.group} group(s)"
     if config.train_with_text:
+        if tuple(config.fractions) != DEFAULT_FRACTIONS:
+            logger.warning(
+                "--fractions %s is not used with --train-with-text: the original rule puts every %s "
+                "without review text in test and the others in train/val (--val-fraction %g of them in val)",
+                ",".join(f"{f:g}" for f in config.fractions), config.group if config.group != "none" else "track",
+                config.val_fraction,
+            )
         has_text = (manifest.frame["text"].str.len() > 0).to_numpy()
         group_text = np.bincount(groups, weights=has_text) > 0
         assignment = np.full(len(sizes), 2, dtype=np.int8)
@@ -193,7 +217,7 @@ def _label_matrix(manifest: Manifest, stratify: str | None, groups: np.ndarray) 
 def _stratified_groups(
     labels: sparse.csr_matrix, sizes: np.ndarray, fractions: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """Assign groups to splits: iterative stratification over groups, bounded by size.
+    """Assign groups to splits: iterative stratification over groups, then sizes made as exact as possible.
 
     1. Spread (:meth:`_Tally.spread_labels`): rarest label first, a label with
        enough groups puts its smallest ones into the requested splits that
@@ -204,11 +228,17 @@ def _stratified_groups(
        goes to a split it *fits* (adding it leaves the split no farther from
        its target size): the one with the largest unmet demand for the
        group's rarest label, ties broken by unmet size; a group that fits
-       nowhere goes to the split with the largest unmet size. The labels
-       decide among the groups, the sizes follow ``fractions``: no split ends
-       more than one group above its target.
+       nowhere goes to the split with the largest unmet size.
     3. Every requested split still empty gets a group where there are enough
        (:meth:`_Tally.fill_empty`).
+    4. Sizes (:func:`_exact_sizes`): when the exact search fits, the
+       assignment with the least total size deviation that costs the least
+       changes to step 3's (each group moved counts, more when its labels
+       suffer: :meth:`_Tally.change_costs`).
+    5. Otherwise repair (:meth:`_Tally.repair`): groups move, or two swap,
+       between a split above its target and one below while that lowers the
+       total size deviation (a large group visited late in step 2 no longer
+       spoils it), and step 4 is tried again from there.
 
     Returns
     -------
@@ -234,7 +264,112 @@ def _stratified_groups(
             choice = max(fits, key=lambda s: (round(float(need[s]), 9), unmet[s]))
         tally.add(g, choice)
     tally.fill_empty(rng)
-    return tally.assignment
+    exact = _exact_sizes(sizes, fractions, tally.assignment, tally.change_costs())
+    if exact is None and tally.repair(rng):
+        exact = _exact_sizes(sizes, fractions, tally.assignment, tally.change_costs())
+    return tally.assignment if exact is None else exact
+
+
+def _exact_sizes(
+    sizes: np.ndarray, fractions: np.ndarray, proposal: np.ndarray, costs: np.ndarray | None = None,
+    max_states: int | None = None,
+) -> np.ndarray | None:
+    """The assignment with the least total size deviation that costs the least changes to ``proposal``.
+
+    The total deviation is ``sum(|size - fraction * n_tracks|)`` over the
+    splits. A dynamic program over the split totals reachable with whole
+    groups (largest groups first) keeps, for each combination of totals, the
+    cheapest way there. Totals that cannot end with a deviation within
+    ``proposal``'s are dropped (more than half of it above a target, or more
+    than half below the targets even if all the groups left joined), which
+    loses no better assignment, so the search is exact. Among the final
+    totals it takes the most non-empty requested splits, then the least
+    deviation, then the least cost.
+
+    Parameters
+    ----------
+    sizes : np.ndarray [shape=(n_groups,)]
+        Tracks per group (whole numbers).
+    fractions : np.ndarray [shape=(n_splits,)]
+    proposal : np.ndarray [shape=(n_groups,)]
+        Split per group; a requested split is empty only when there are fewer
+        groups than requested splits.
+    costs : np.ndarray [shape=(n_groups, n_splits)] or None
+        Cost of placing each group in each split, 0 in its ``proposal`` split;
+        default 1 for every group moved.
+    max_states : int or None
+        Give up (return None) once more totals than this were kept over all
+        groups; default :data:`_EXACT_MAX_STATES`.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_groups,), dtype=int8] or None
+        None when ``proposal`` cannot be improved on (no deviation beyond
+        rounding to whole tracks), nothing beats it, or the search does not
+        fit.
+    """
+    max_states = _EXACT_MAX_STATES if max_states is None else max_states
+    requested = np.flatnonzero(fractions > 0)
+    wanted = (fractions * sizes.sum())[requested]
+    have = np.bincount(proposal, weights=sizes, minlength=len(fractions))[requested]
+    bound = float(np.abs(have - wanted).sum())
+    if len(requested) < 2 or bound <= 1e-6:
+        return None
+    if bound <= _rounding_deviation(wanted, int(np.gcd.reduce(sizes.astype(np.int64)))) + 1e-6:
+        return None
+    limits = np.floor(wanted + bound / 2 + 1e-6).astype(np.int64)
+    strides = np.r_[np.cumprod(np.r_[1, limits[:-2] + 1]), 0].astype(np.int64)  # key: totals but the last
+    order = np.argsort(-sizes, kind="stable")
+    remaining = sizes.sum() - np.cumsum(sizes[order])
+    if costs is None:
+        costs = (np.arange(len(fractions))[None, :] != proposal[:, None]).astype(np.float64)
+    totals, keys, paid = np.zeros((1, len(requested)), dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1)
+    parents, choices, kept = [], [], 0
+    for g, rest in zip(order.tolist(), remaining.tolist(), strict=True):
+        size = int(sizes[g])
+        gaps = np.maximum(wanted - rest - totals, 0.0)  # below target even if all the groups left joined
+        gap = gaps.sum(axis=1)
+        found = []
+        for r, split in enumerate(requested.tolist()):
+            grown = totals[:, r] + size
+            short = gap - gaps[:, r] + np.maximum(wanted[r] - rest - grown, 0.0)
+            parent = np.flatnonzero((grown <= limits[r]) & (2.0 * short <= bound + 1e-6))
+            found.append((keys[parent] + size * strides[r], paid[parent] + costs[g, split], parent, r))
+        key, cost, parent = (np.concatenate([f[i] for f in found]) for i in range(3))
+        choice = np.concatenate([np.full(len(f[2]), f[3], dtype=np.int8) for f in found])
+        by_key = np.argsort(key, kind="stable")  # merges the sorted runs
+        start = np.r_[True, key[by_key[1:]] != key[by_key[:-1]]]
+        segment = np.cumsum(start) - 1
+        cheapest = np.minimum.reduceat(cost[by_key], np.flatnonzero(start))
+        at_min = np.flatnonzero(cost[by_key] <= cheapest[segment])
+        first = by_key[at_min[np.r_[True, segment[at_min[1:]] != segment[at_min[:-1]]]]]  # per key the cheapest
+        parent, choice = parent[first].astype(np.int32), choice[first]
+        totals = totals[parent]
+        totals[np.arange(len(first)), choice] += size
+        keys, paid = key[first], cost[first]
+        parents.append(parent)
+        choices.append(choice)
+        kept += len(first)
+        if kept > max_states:
+            return None
+    deviation = np.round(np.abs(totals - wanted).sum(axis=1), 9)
+    state = int(np.lexsort((np.round(paid, 9), deviation, -(totals > 0).sum(axis=1)))[0])
+    if deviation[state] >= round(bound, 9):
+        return None
+    assignment = np.empty(len(sizes), dtype=np.int8)
+    for g, parent, choice in zip(order[::-1].tolist(), parents[::-1], choices[::-1], strict=True):
+        assignment[g] = requested[choice[state]]
+        state = int(parent[state])
+    return assignment
+
+
+def _rounding_deviation(wanted: np.ndarray, step: int) -> float:
+    """The least total deviation from ``wanted`` of split sizes that are multiples of ``step`` (whole tracks)."""
+    units = wanted / step
+    low = np.floor(units + 1e-9)
+    up = int(round(units.sum() - low.sum()))  # this many splits round up, those nearest the next multiple
+    rest = np.sort(units - low)
+    return float(step * (rest[: len(rest) - up].sum() + (1.0 - rest[len(rest) - up:]).sum()))
 
 
 def _rarest_labels(labels: sparse.csr_matrix, label_totals: np.ndarray) -> np.ndarray:
@@ -325,6 +460,102 @@ class _Tally:
             over = -np.array([self.unmet(s) for s in range(n_splits)])[donors]
             pick = np.lexsort((rng.random(len(movable)), -over, -gain, self.sizes[movable]))
             self.add(int(movable[pick[0]]), target)
+
+    def change_costs(self) -> np.ndarray:
+        """Cost of moving each group alone to each split, for :func:`_exact_sizes` (0 where it is).
+
+        One per group moved plus its :meth:`label_harm` (labels lost, then the
+        change of the label deviation), never below 0.1.
+        """
+        costs = np.zeros((len(self.sizes), len(self.fractions)))
+        groups = np.arange(len(self.sizes))
+        for target in self.requested:
+            lost, change = self.label_harm(groups, self.assignment, target)
+            costs[:, target] = np.maximum(0.1, 1.0 + lost + change)
+        costs[groups, self.assignment] = 0.0
+        return costs
+
+    def repair(self, rng: np.random.Generator, max_moves: int = _MAX_REPAIRS) -> int:
+        """Move a group, or swap two, from a split above its target size to one below while that helps.
+
+        Each step takes the transfer that lowers the total size deviation the
+        most: a group of the split above (never its last one) moved, or
+        swapped for a smaller group of the split below; a move before a swap
+        when they help equally. Among the groups that do it equally well, the
+        one whose move harms the labels least (:meth:`_best_group`). At most
+        ``max_moves`` steps, each lowering the deviation; returns how many.
+        When it stops before that, no single move or swap lowers the
+        deviation: a split above its target that holds two groups or more is
+        above it by less than its smallest group, and when every split above
+        its target does, the total deviation is at most 4/3 of the largest of
+        their smallest groups (1.33 tracks where they hold one-track groups).
+        """
+        for step in range(max_moves):
+            members = {s: np.flatnonzero(self.assignment == s) for s in self.requested}
+            options = []
+            for s, t in itertools.permutations(self.requested, 2):
+                above, below = self.have[s] - self.wanted[s], self.wanted[t] - self.have[t]
+                if above <= _EPS or below <= _EPS:
+                    continue
+                xs, ys = np.unique(self.sizes[members[s]]), np.unique(self.sizes[members[t]])
+                if len(members[s]) > 1:
+                    options.append((round(float(_transfer_gain(xs, above, below).min()), 9), 0, s, t))
+                net = (xs[:, None] - ys[None, :]).ravel()
+                if (net > 0).any():
+                    options.append((round(float(_transfer_gain(net[net > 0], above, below).min()), 9), 1, s, t))
+            gain, kind, s, t = min(options, default=(0.0, 0, 0, 0))
+            if gain >= -_EPS:
+                return step
+            above, below = self.have[s] - self.wanted[s], self.wanted[t] - self.have[t]
+            sizes_s, sizes_t = self.sizes[members[s]], self.sizes[members[t]]
+            if kind == 0:
+                best = np.round(_transfer_gain(sizes_s, above, below), 9) <= gain
+                self.add(self._best_group(members[s][best], s, t, rng), t)
+                continue
+            xs, ys = np.unique(sizes_s), np.unique(sizes_t)
+            net = xs[:, None] - ys[None, :]
+            best = (net > 0) & (np.round(_transfer_gain(net, above, below), 9) <= gain)
+            group = self._best_group(members[s][np.isin(sizes_s, xs[best.any(axis=1)])], s, t, rng)
+            net = self.sizes[group] - sizes_t
+            best = (net > 0) & (np.round(_transfer_gain(net, above, below), 9) <= gain)
+            self.add(group, t)
+            self.add(self._best_group(members[t][best], t, s, rng), s)
+        return max_moves
+
+    def _best_group(self, candidates: np.ndarray, source: int, target: int, rng: np.random.Generator) -> int:
+        """Among groups of ``source``, the one whose move to ``target`` harms the labels least (:meth:`label_harm`)."""
+        lost, change = self.label_harm(candidates, source, target)
+        return int(candidates[np.lexsort((rng.random(len(candidates)), np.round(change, 9), lost))[0]])
+
+    def label_harm(self, groups: np.ndarray, source: int | np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+        """What moving each of ``groups`` alone from ``source`` (one split, or one per group) to ``target`` does.
+
+        Returns
+        -------
+        lost : np.ndarray [shape=(n,)]
+            Labels ``source`` no longer has (the group held them alone there)
+            less labels ``target`` gains (it had none).
+        change : np.ndarray [shape=(n,)]
+            Change of ``sum(|have - wanted| / label_total)`` over both splits
+            and the group's labels: below 0 when the move balances them.
+        """
+        block = self.labels[groups]
+        rows = np.repeat(np.arange(len(groups)), np.diff(block.indptr))
+        cols, counts = block.indices, block.data
+        source = np.broadcast_to(source, len(groups))[rows]
+        alone = self.have_labels[source, cols] <= counts + _EPS
+        lost = alone.astype(np.float64) - (self.have_labels[target, cols] == 0)
+        off = self.have_labels - self.wanted_labels
+        off_source, off_target = off[source, cols], off[target, cols]
+        change = (np.abs(off_source - counts) - np.abs(off_source)
+                  + np.abs(off_target + counts) - np.abs(off_target)) / np.maximum(self.label_totals[cols], 1.0)
+        return (np.bincount(rows, weights=lost, minlength=len(groups)),
+                np.bincount(rows, weights=change, minlength=len(groups)))
+
+
+def _transfer_gain(net: np.ndarray, above: float, below: float) -> np.ndarray:
+    """Change of the total deviation when ``net`` tracks go from a split ``above`` its target to one ``below`` it."""
+    return np.abs(above - net) - above + np.abs(net - below) - below
 
 
 def adopt_partitions(manifest: Manifest, files: list[Path]) -> Partitions:
