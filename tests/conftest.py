@@ -35,6 +35,40 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoCollection:
     return DemoCollection(root=root, report=report, manifest=read_manifest(report.manifest_path))
 
 
+@pytest.fixture(scope="session")
+def demo_run(demo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory up to the targets, from the session's demo collection (no second rendering):
+    partitions, merged train/val/test stores with stats.npz, every tag space and the text space."""
+    import shutil
+
+    import pandas as pd
+
+    from musicrep.data.manifest import write_manifest
+    from musicrep.data.partition import SPLITS, PartitionConfig, partition, write_partitions
+    from musicrep.features.extract import ExtractConfig, extract
+    from musicrep.features.merge import STATS_FILE, merge
+    from musicrep.tables import read_tidfile
+    from musicrep.targets.tags import embed_tags
+    from musicrep.targets.text import embed_text
+
+    run = tmp_path_factory.mktemp("run")
+    manifest = read_manifest(write_manifest(demo.manifest, run / "manifest.parquet"))  # audio_root stays absolute
+    write_partitions(manifest, partition(manifest, PartitionConfig()), run / "partitions")
+    tracks = [read_tidfile(run / "partitions" / f"{s}.csv", need_filename=True).tracks for s in SPLITS]
+    features = run / "features"
+    extract(pd.concat(tracks), features, ExtractConfig(crop=True, pad=True, precision=16),
+            audio_root=manifest.audio_root, workers=2)
+    merge(run / "partitions" / "train.csv", features, features / "train", crop=True, pad=True)
+    for name in ("val", "test"):
+        merge(run / "partitions" / f"{name}.csv", features, features / name, crop=True, pad=True,
+              stats_from=features / "train" / STATS_FILE)
+    shutil.copy(features / "train" / STATS_FILE, features / STATS_FILE)
+    train_ids = read_tidfile(run / "partitions" / "train.csv").track_ids
+    embed_tags(manifest, train_ids, run / "targets")
+    embed_text(manifest, train_ids, run / "targets")
+    return run
+
+
 def demo_metadata(tmp_path: Path, n_tracks: int, seed: int = DEMO_SEED) -> Manifest:
     """The demo collection's manifest without rendering audio (seconds even at 600 tracks)."""
     from musicrep.data.manifest import conform_frame, write_manifest

@@ -18,7 +18,7 @@ def test_every_stage_is_a_command():
 
 
 def test_unbuilt_stage_says_so_and_exits_2():
-    result = run_musicrep("train", "--config", "x.toml")
+    result = run_musicrep("evaluate", "--config", "x.toml")
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not built yet" in lines[0]
@@ -65,3 +65,27 @@ def test_bad_log_level_is_a_usage_error_on_every_command(tmp_path):
         assert result.stderr.strip().splitlines() == [
             "error: --log-level must be debug, info, warning or error (got 'bogus')"]
     assert not (tmp_path / "f").exists() and not (tmp_path / "m").exists()
+
+
+def test_bad_global_log_level_is_one_line(tmp_path):
+    for args in (["--log-level", "bogus", "info", tmp_path / "m.parquet"],
+                 ["--log-level", "bogus", "extract", "--tidfile", tmp_path / "t.csv", "--dst", tmp_path / "f"]):
+        result = run_musicrep(*args)
+        assert result.exit_code == 2
+        assert result.stderr.strip().splitlines() == [
+            "error: --log-level must be debug, info, warning or error (got 'bogus')"]
+    assert not (tmp_path / "f").exists()
+
+
+def test_extract_audio_root_must_be_a_folder_and_excludes_manifest(tmp_path):
+    tid = tmp_path / "t.csv"
+    tid.write_text("track_id,filename\na,a.wav\n")
+    (tmp_path / "file").write_text("x")
+    for root, what in ((tmp_path / "nowhere", "audio folder not found"), (tmp_path / "file", "is not a directory")):
+        result = run_cli("extract", "--tidfile", tid, "--dst", tmp_path / "f", "--audio-root", root)
+        assert result.exit_code == 2 and result.stderr.strip() == f"error: {root}: {what} (--audio-root)"
+    both = run_cli("extract", "--tidfile", tid, "--dst", tmp_path / "f", "--audio-root", tmp_path,
+                   "--manifest", tmp_path / "manifest.parquet")
+    assert both.exit_code == 2 and len(both.stderr.strip().splitlines()) == 1
+    assert both.stderr.startswith("error: --manifest and --audio-root exclude each other")
+    assert not (tmp_path / "f").exists()

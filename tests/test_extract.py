@@ -174,6 +174,10 @@ def test_killed_run_resumes_to_identical_results(demo, tmp_path):
     full = pd.read_csv(tmp_path / "full" / "extract_log.csv").set_index("track_id")
     assert (log.status == "skipped").any()
     assert log.frames.loc[full.index].tolist() == full.frames.tolist()
+    # and their messages: the log is the full run's but for `skipped` in place of `ok`
+    messages = {name: pd.read_csv(tmp_path / name / "extract_log.csv", keep_default_na=False).set_index(
+        "track_id").message for name in ("killed", "full")}
+    assert messages["killed"].loc[full.index].tolist() == messages["full"].tolist()
 
 
 def test_killed_worker_fails_its_tracks_and_the_run_goes_on(demo, tmp_path):
@@ -385,3 +389,40 @@ def test_one_silent_channel_is_named_and_odd_fft_sizes_match_librosa(tmp_path):
     for n_fft in (1023, 1024, 2047):
         ours = mel_filterbank(MelConfig(n_fft=n_fft, n_mels=96))
         np.testing.assert_allclose(ours, librosa.filters.mel(sr=22050, n_fft=n_fft, n_mels=96), atol=1e-7)
+
+
+def test_a_failed_extraction_removes_the_stale_array_and_skip_extracts_it_again(tmp_path):
+    import soundfile as sf
+
+    from conftest import write_tone
+
+    write_tone(tmp_path / "a.wav", seconds=2)
+    sf.write(tmp_path / "quiet.wav", np.zeros(22050 * 2), 22050)
+    pd.DataFrame({"track_id": ["a", "quiet"], "filename": ["a.wav", "quiet.wav"]}).to_csv(
+        tmp_path / "tids.csv", index=False)
+    args = ["extract", "--tidfile", tmp_path / "tids.csv", "--dst", tmp_path / "f", "--crop", "--pad"]
+    assert run_cli(*args).exit_code == 0
+    first = pd.read_csv(tmp_path / "f" / "extract_log.csv", keep_default_na=False).set_index("track_id")
+    assert track_path(tmp_path / "f", "a").is_file()
+
+    (tmp_path / "a.wav").write_bytes(b"")  # the audio is now an empty file: the next run fails on it
+    again = run_cli(*args)
+    assert again.exit_code == 1 and "empty file" in again.stderr
+    assert not track_path(tmp_path / "f", "a").exists()  # the failed track's old array is gone
+    # --skip never brings a failed track back: it is extracted again (and fails again)
+    skipped = run_cli(*args, "--skip")
+    assert skipped.exit_code == 1 and "0 extracted, 1 skipped, 1 failed" in skipped.stdout
+    log = pd.read_csv(tmp_path / "f" / "extract_log.csv", keep_default_na=False).set_index("track_id")
+    assert log.loc["a", "status"] == "failed" and log.loc["a", "message"].endswith("empty file")
+    # a skipped track keeps the message and the valid frames of the extraction it skips
+    assert log.loc["quiet"].tolist() == ["skipped", "silent", str(first.loc["quiet", "frames"])]
+
+    # an array whose track failed last is not skipped even when it is there (left by an older musicrep)
+    from musicrep.features.store import write_track
+
+    write_track(tmp_path / "f", "a", read_track(tmp_path / "f", "quiet"))
+    write_tone(tmp_path / "a.wav", seconds=2)
+    resumed = run_cli(*args, "--skip")
+    assert resumed.exit_code == 0 and "1 extracted, 1 skipped, 0 failed" in resumed.stdout
+    np.testing.assert_array_equal(read_track(tmp_path / "f", "a"),
+                                  extract_features(tmp_path / "a.wav", ExtractConfig(crop=True, pad=True))[0])

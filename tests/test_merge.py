@@ -133,10 +133,11 @@ def test_merge_takes_only_tracks_whose_latest_extraction_succeeded(extracted, de
     (tmp_path / "empty.mp3").write_bytes(b"")
     again = pd.DataFrame({"track_id": [stale], "filename": [str(tmp_path / "empty.mp3")]})
     assert extract(again, source, ExtractConfig(crop=True, pad=True)).failed
-    # a padded array whose valid frames the log does not know must not be counted
-    log = pd.read_csv(source / "extract_log.csv", dtype=str, keep_default_na=False)
-    log.loc[log.track_id == unknown, "frames"] = ""
-    log.to_csv(source / "extract_log.csv", index=False)
+    # a padded array whose valid frames the logs do not know (written before logs had frames) must not be counted
+    for log_path in [source / "extract_log.csv", *(source / "logs").glob("extract-*.csv")]:
+        log = pd.read_csv(log_path, dtype=str, keep_default_na=False)
+        log.loc[log.track_id == unknown, "frames"] = ""
+        log.to_csv(log_path, index=False)
 
     report = merge(root / "train.csv", source, tmp_path / "store", crop=True, pad=True)
     reasons = dict(report.left_out)
@@ -166,3 +167,47 @@ def test_merge_tidfile_rows_that_cannot_be_used_are_left_out(extracted, tmp_path
     assert reasons["never-extracted"].startswith("not in extract_log.csv")
     assert pd.read_csv(tmp_path / "store" / "index.csv").track_id.tolist() == [ok[0], ok[2]]
     assert not list(tmp_path.glob("*.npy")) and not (root / "escape").exists()
+
+
+def test_merge_reads_the_run_log_of_a_killed_extraction(extracted, tmp_path):
+    import shutil
+
+    from musicrep.features.store import track_path
+
+    root, tid, kinds, _ = extracted
+    source = tmp_path / "src"
+    shutil.copytree(root / "padded", source)
+    ok = [t for t in tid.track_id if t != kinds["empty"]]
+    stale = ok[0]
+    # a later run, SIGKILLed before it rewrote extract_log.csv, had failed on `stale` (its run log says so);
+    # its array is still there, as a run of an older musicrep (which kept the arrays of failed tracks) left it
+    (source / "logs" / "extract-29990101T000000000000Z.csv").write_text(
+        f"track_id,status,message,frames\n{stale},failed,x.mp3: empty file,\n{ok[1]},ok,,7")
+    assert track_path(source, stale).is_file()
+    log = pd.read_csv(source / "extract_log.csv", dtype=str, keep_default_na=False).set_index("track_id")
+    assert log.loc[stale, "status"] == "ok"  # extract_log.csv alone still says ok
+    report = merge(root / "train.csv", source, tmp_path / "store", crop=True, pad=True)
+    reasons = dict(report.left_out)
+    assert reasons[stale] == "latest extraction failed: x.mp3: empty file"
+    merged = pd.read_csv(tmp_path / "store" / "index.csv", dtype={"track_id": str}).set_index("track_id")
+    assert stale not in merged.index
+    assert merged.loc[ok[2], "valid_frames"] == int(log.loc[ok[2], "frames"])
+    # the cut-off last row of the killed run is ignored: ok[1] keeps the frames of extract_log.csv
+    assert merged.loc[ok[1], "valid_frames"] == int(log.loc[ok[1], "frames"])
+
+    # a folder whose only log is a killed first run's run log still merges
+    (source / "extract_log.csv").unlink()
+    again = merge(root / "train.csv", source, tmp_path / "store2", crop=True, pad=True)
+    assert dict(again.left_out)[stale] == "latest extraction failed: x.mp3: empty file"
+    shutil.rmtree(source / "logs")
+    with pytest.raises(Exception, match="extract_log.csv: not found"):
+        merge(root / "train.csv", source, tmp_path / "store3", crop=True, pad=True)
+
+
+@pytest.mark.parametrize("frames", ["0", "-3"])
+def test_merge_frames_must_be_positive(extracted, tmp_path, frames):
+    root, *_ = extracted
+    result = run_cli("merge", "--tidfile", root / "train.csv", "--src", root / "padded", "--dst", tmp_path / "s",
+                     "--crop", "--pad", "--frames", frames)
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: --frames must be positive (got {frames})"
+    assert not (tmp_path / "s").exists()

@@ -23,10 +23,12 @@ def test_collection_shape(demo):
     assert set(frame.channels.dropna()) == {1, 2}
     durations = frame.duration.dropna()
     assert (durations > 14).sum() >= 10 and durations.max() <= 40
-    assert set(frame.language) == {"", "en", "de", "fr", "es"}
+    assert set(frame.language) == {"", "en", "de", "fr", "es", "mul"}
     assert (frame.text != "").mean() > 0.5 and (frame.text == "").any()
     two_languages = frame.text.str.contains("\n\n")
     assert two_languages.any()
+    # an album reviewed in two languages is labelled "mul" (multiple), not with its first review's language
+    assert (frame.language[two_languages] == "mul").all() and (frame.language[~two_languages] != "mul").all()
     styles = {s for tags in frame.tags_styles for s in tags}
     assert styles <= set(STYLES) and len(styles) >= 10
     for tags_g, tags_s in zip(frame.tags_genres, frame.tags_styles, strict=True):

@@ -108,3 +108,41 @@ def test_files_without_a_metadata_row_are_listed(tmp_path, folder):
     assert {p.file: p.reason for p in report.problems} == {
         "Artist One/01 Intro.flac": "no row in meta.csv", "Artist One/02 Über.wav": "no row in meta.csv"}
     assert report.n_tracks == 1
+
+
+def test_json_lines_tag_lists_are_lists(tmp_path, folder):
+    meta = tmp_path / "meta.jsonl"
+    rows = [
+        {"path": "Artist One/01 Intro.flac", "genres": ["Jazz", "Blues", ""], "moods": "calm; warm"},
+        {"path": "Artist One/02 Über.wav", "genres": "Rock;Pop", "moods": None},
+        {"path": "b/song.ogg", "genres": [], "moods": ["Happy"]},
+    ]
+    meta.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    report = align(make_source("folder", audio_root=folder, metadata=meta), tmp_path / "out")
+    frame = read_manifest(report.manifest_path).frame.set_index("audio_path")
+    assert list(frame.loc["Artist One/01 Intro.flac", "tags_genres"]) == ["jazz", "blues"]
+    assert list(frame.loc["Artist One/01 Intro.flac", "tags_moods"]) == ["calm", "warm"]
+    assert list(frame.loc["Artist One/02 Über.wav", "tags_genres"]) == ["rock", "pop"]
+    assert list(frame.loc["b/song.ogg", "tags_genres"]) == [] and list(frame.loc["b/song.ogg", "tags_moods"]) == [
+        "happy"]
+
+
+def test_languages_and_artists_are_normalized_for_the_manifest_and_info(tmp_path, folder):
+    import unicodedata
+
+    from musicrep.data.info import manifest_info
+
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({
+        "path": ["Artist One/01 Intro.flac", "Artist One/02 Über.wav", "b/song.ogg"],
+        "artist": ["Björk", "BJÖRK", unicodedata.normalize("NFD", "björk")],
+        "album": ["Debut", "debut", "Post"],
+        "text": ["One.", "Two.", "Three."],
+        "language": ["en-US", "eng", "English (US)"],
+    }).to_csv(meta, index=False)
+    report = align(make_source("folder", audio_root=folder, metadata=meta), tmp_path / "out")
+    manifest = read_manifest(report.manifest_path)
+    assert manifest.frame.language.tolist() == ["en", "en", "en"]
+    info = manifest_info(manifest)
+    assert info.languages.to_dict() == {"en": 3}
+    assert (info.n_artists, info.n_albums) == (1, 2)  # one artist however spelled; Debut and Post

@@ -112,6 +112,20 @@ def test_reviews_json_lines_and_missing_column(tmp_path, msd):
         align(make_source("msd-amg", labels=labels, audio_root=root, reviews=bad), tmp_path / "o2")
 
 
+def test_an_album_reviewed_in_several_languages_is_labelled_mul(tmp_path, msd):
+    root, labels, _ = msd
+    reviews = tmp_path / "reviews.csv"
+    pd.DataFrame({"artist": ["Casual", "casual", "Kim Band", "Kim Band"],
+                  "release": ["Fear Itself", "Fear Itself", "Blue", "Blue"],
+                  "text": ["Die Platte war gut.", "The war is over.", "Playful jazz.", "Swinging."],
+                  "language": ["de", "en", "en-US", "English"]}).to_csv(reviews, index=False)
+    report = align(make_source("msd-amg", labels=labels, audio_root=root, reviews=reviews), tmp_path / "out")
+    frame = read_manifest(report.manifest_path).frame.set_index("track_id")
+    assert frame.loc[IDS[0], "text"] == "Die Platte war gut.\n\nThe war is over."
+    assert frame.loc[IDS[0], "language"] == "mul"  # not "de": the English review must keep its "war"
+    assert frame.loc[IDS[1], "language"] == "en"  # one language, however it is spelled
+
+
 def test_source_options_are_checked():
     from musicrep.errors import UsageError
 

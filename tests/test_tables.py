@@ -109,3 +109,41 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
                *(tmp_path / "f").rglob("*.npy")]
     assert len(outputs) == 4
     assert {oct(p.stat().st_mode & 0o777) for p in outputs} == {oct(expected)}
+
+
+def test_rows_without_an_id_or_a_needed_filename_are_problems_of_their_own(tmp_path):
+    tid = _write(tmp_path / "train.csv", "track_id,filename\n,file.wav\nn1,\nn2,b.wav\n,\nn3,\nn3,c.wav\n")
+    listed = read_tidfile(tid, need_filename=True)
+    assert listed.track_ids == ["n2"]
+    assert [(p.track_id, p.line, p.reason) for p in listed.problems] == [
+        ("", 2, "empty track id"), ("n1", 3, "no filename"),  # line 5 (",") is blank: skipped
+        ("n3", 7, "listed twice with different files: line 6 ('') and line 7 ('c.wav')")]
+    assert listed.problem_lines()[:2] == [f"{tid}, line 2: empty track id", f"{tid}, line 3: 'n1': no filename"]
+    # without a need for filenames (merge, targets), an id alone is a whole row
+    assert read_tidfile(tid).track_ids == ["n1", "n2"]
+
+    audio = write_tone(tmp_path / "b.wav", seconds=1.0)
+    assert audio.is_file()
+    result = run_cli("extract", "--tidfile", tid, "--dst", tmp_path / "f")
+    assert result.exit_code == 1 and "  tidfile line 2: empty track id\n" in result.stderr
+    log = pd.read_csv(tmp_path / "f" / "extract_log.csv", keep_default_na=False)
+    assert log[["track_id", "status", "message"]].values.tolist() == [
+        ["", "failed", "tidfile line 2: empty track id"], ["n1", "failed", "tidfile line 3: no filename"],
+        ["n2", "ok", ""], ["n3", "failed", "tidfile line 7: listed twice with different files: line 6 ('') and "
+                                            "line 7 ('c.wav')"]]
+
+
+def test_a_pipe_is_read_as_a_tidfile(tmp_path):
+    import threading
+
+    fifo = tmp_path / "tids.pipe"
+    os.mkfifo(fifo)
+    # a daemon: were the pipe never opened for reading, the writer would block forever
+    writer = threading.Thread(target=lambda: fifo.write_text("track_id,filename\na,a.wav\n"), daemon=True)
+    writer.start()
+    try:
+        assert read_tidfile(fifo, need_filename=True).tracks.values.tolist() == [["a", "a.wav"]]
+    finally:
+        writer.join(timeout=10)
+    with pytest.raises(InputError, match=r"/dev/null: not a regular file \(a device or socket\), not a tidfile"):
+        read_tidfile("/dev/null")

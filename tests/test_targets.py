@@ -242,3 +242,55 @@ def test_spaces_on_an_msd_amg_manifest(tmp_path):
     text = load_space(tmp_path / "targets" / "text")
     assert set(text.ids) == {IDS[0], IDS[1], IDS[3]}  # IDS[3] shares the album review of IDS[0]
     assert np.allclose(text.vectors[list(text.ids).index(IDS[0])], text.vectors[list(text.ids).index(IDS[3])])
+
+
+def test_impossible_space_options_are_one_line_errors_naming_the_flag(tmp_path):
+    import warnings
+
+    tracks = [Track(f"t{i}", f"{i}.wav", text=f"review number {i} of a record", language="en",
+                    tags={"genres": ["rock"] if i % 2 else ["pop"]}) for i in range(6)]
+    _small_manifest(tmp_path, tracks)
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"track_id": [t.track_id for t in tracks]}).to_csv(train, index=False)
+    common = ["--manifest", tmp_path / "manifest.parquet", "--tidfile", train, "--out", tmp_path / "o"]
+    cases = [
+        (["embed-tags", "--dims", "0"], "error: --dims must be at least 1 (got 0)"),
+        (["embed-tags", "--dims", "-3"], "error: --dims must be at least 1 (got -3)"),
+        (["embed-tags", "--min-tag-count", "50"],
+         "error: joint: --min-tag-count 50 drops every tag (the most used one is on 3 of the 6 training tracks)"),
+        (["embed-text", "--dims", "0"], "error: --dims must be at least 1 (got 0)"),
+        *[(["embed-text", "--char-ngrams", bad], f"error: --char-ngrams must be LOW,HIGH with 1 <= LOW <= HIGH "
+                                                  f"(got {bad})") for bad in ("0,2", "5,3")],
+        (["embed-text", "--min-df", "0"], "error: --min-df must be at least 1 (got 0)"),
+        (["embed-text", "--max-features", "0"], "error: --max-features must be at least 1 (got 0)"),
+        (["embed-text", "--min-df", "7", "--max-df", "1"],
+         "error: text: 6 distinct training texts; --min-df 7 / --max-df 1.0 leave no term "
+         "(lower --min-df or raise --max-df)"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, *common)
+        assert result.exit_code == 2 and result.stderr.strip() == message, (args, result.stderr)
+    # what is left of each text ("review", "number", "record"; one-digit numbers are too short) is in every text
+    result = run_cli("embed-text", *common)
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: text: 6 distinct training texts; --min-df 2 / --max-df 0.5 leave no term "
+        "(lower --min-df or raise --max-df)")
+    stop_words_only = _small_manifest(tmp_path / "s", [Track("s0", "0.wav", text="the of and", language="en")])
+    with pytest.raises(UsageError, match=r"text: the 1 distinct training texts have no term \(only stop words"):
+        embed_text(stop_words_only, ["s0"], tmp_path / "s" / "o", min_df=1, max_df=1.0)
+    # a one-text space: no "divide by zero" from the SVD's (unused) explained variance
+    one = _small_manifest(tmp_path / "one", [Track("u0", "0.wav", text="alpha beta gamma", language="en")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embed_text(one, ["u0"], tmp_path / "one" / "o", dims=1, min_df=1, max_df=1.0)
+
+
+def test_mine_triplets_out_is_a_directory(spaces, tmp_path):
+    out, train = spaces
+    (tmp_path / "dir").mkdir()
+    result = run_cli("mine-triplets", "--space", out / "genres", "--tidfile", out / "partitions" / "train.csv",
+                     "--out", tmp_path / "dir")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: {tmp_path / 'dir'}: is a directory (--out names the triplets file, "
+                                     f"e.g. {tmp_path / 'dir' / 'triplets.parquet'})")
+    assert list((tmp_path / "dir").iterdir()) == []

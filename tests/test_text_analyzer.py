@@ -47,8 +47,23 @@ def test_latin_greek_cyrillic_words():
 def test_digits_and_ampersand_survive():
     assert _terms("Die 80s: R&B, U2 und 2Pac im Jahr 1999 (Platz 5)", "de") == [
         "80s", "r&b", "u2", "2pac", "jahr", "1999", "platz"]
-    assert _terms("Simon & Garfunkel, AC/DC and MP3s", "en") == ["simon", "garfunkel", "ac", "dc", "mp3s"]
+    assert _terms("Simon & Garfunkel, AC/DC and MP3s", "en") == ["simon", "garfunkel", "ac/dc", "mp3s"]
     assert _terms("hard_rock", "") == ["hard", "rock"]
+
+
+def test_names_that_splitting_would_destroy_stay_whole():
+    # a single letter hyphenated to a word; longer compounds still split, as they are also written apart
+    assert _terms("K-pop, J-Pop and x-ray; hip-hop and die-hard", "en") == ["k-pop", "j-pop", "x-ray", "hip", "hop",
+                                                                          "die", "hard"]
+    # short names around a slash stay one term; longer words around one still split
+    assert _terms("AC/DC, rock/pop and w/o", "en") == ["ac/dc", "rock", "pop", "w/o"]
+    # dotted acronyms are one term without their dots, as the same names are written without them
+    assert _terms("N.W.A, M.I.A. and R.E.M. (NWA)", "en") == ["nwa", "mia", "rem", "nwa"]
+    assert _terms("The end.A new start, St. Vincent", "en") == ["end", "new", "start", "st", "vincent"]
+    # a vulgar fraction is not glued to its number by NFKC ("331⁄3")
+    assert fold("33⅓") == "33⅓" and _terms("Played at 33⅓ rpm", "en") == ["played", "33⅓", "rpm"]
+    # elisions still split off
+    assert _terms("l'album d'AC/DC", "fr") == ["album", "ac/dc"]
 
 
 def test_devanagari_words_stay_whole():
@@ -91,7 +106,11 @@ def test_normalize_language():
              "ger": "de", "deu": "de", "German": "de", "fra": "fr", "fre": "fr", "Français": "fr",
              "spa": "es", "Español": "es", "es-419": "es", "ita": "it", "por": "pt", "pt-BR": "pt",
              "nld": "nl", "dut": "nl", "ja-JP": "ja", "hi": "hi", "zh-Hant-TW": "zh", "": "", " ": "",
-             "und": "", "mul": ""}
+             "und": "", "mul": "",
+             # ISO 639-2/3 codes and names of languages without a shipped list, names with a region
+             "jpn": "ja", "Japanese": "ja", "zho": "zh", "chi": "zh", "kor": "ko", "rus": "ru", "ara": "ar",
+             "hin": "hi", "swe": "sv", "English (US)": "en", "Portuguese (Brazil)": "pt", "Chinese (Traditional)": "zh",
+             "en (GB)": "en"}
     assert {tag: normalize_language(tag) for tag in cases} == cases
     assert normalize_language(None) == ""
 
@@ -153,3 +172,22 @@ def test_embed_text_applies_each_documents_language(tmp_path):
 def test_unspaced_ngrams_must_be_positive(bad):
     with pytest.raises(UsageError, match="unspaced_ngrams must be at least 1"):
         TextAnalyzer(unspaced_ngrams=bad)
+
+
+def test_a_text_joined_from_two_languages_keeps_each_languages_words(tmp_path):
+    from musicrep.data.manifest import Manifest, conform_frame, write_manifest
+    from musicrep.data.sources.demo import TAGSETS, plan_collection, plan_frame
+
+    plan, _ = plan_collection(12, 0)
+    albums = list(dict.fromkeys((t.artist, t.album) for t in plan))
+    reviews = {albums[0]: [("de", "Die Platte ist ein Hit."), ("en", "The war is over: a great record.")],
+               albums[1]: [("en", "Another record entirely.")]}
+    frame = conform_frame(plan_frame(plan, reviews), list(TAGSETS), normalize_tags=True)
+    assert set(frame.language[frame.text != ""]) == {"mul", "en"}
+    manifest = Manifest(frame=frame, tagsets=list(TAGSETS), audio_root=tmp_path)
+    write_manifest(manifest, tmp_path / "manifest.parquet")
+    embed_text(manifest, frame.track_id.tolist(), tmp_path / "spaces", dims=2, min_df=1, max_df=1.0)
+    vocabulary = set(load_space(tmp_path / "spaces" / "text").model.vocabulary)
+    # "war" is a German stop word, but here it is English: labelled "de", the joined text would lose it
+    assert {"war", "platte", "hit", "great", "another"} <= vocabulary
+    assert "the" in vocabulary  # no single language's list for a "mul" text (max_df handles function words)

@@ -140,3 +140,19 @@ def assert_exact(space, train, artists, config, table, report) -> None:
             assert sims[i, left].max() <= sims[i, chosen].min() + 1e-6
         assert rows.negative.nunique() == 1 and position[rows.negative.iloc[0]] in set(negatives)
         assert rows.cos_neg.iloc[0] == pytest.approx(sims[i, negatives].max(), abs=1e-5)
+
+
+def test_spellings_of_one_artist_are_one_artist(tmp_path):
+    import unicodedata
+
+    spellings = ["Björk", "björk", "BJÖRK", unicodedata.normalize("NFD", "Björk"), " Björk  "]
+    ids = [f"b{i}" for i in range(len(spellings))] + ["o0", "n0"]
+    artists = pd.Series(dict(zip(ids, [*spellings, "Other", "Far"], strict=True)))
+    space = make_space(tmp_path, ids, at_cosines([1.0, 0.995, 0.99, 0.985, 0.98, 0.95, 0.1]))
+    config = MiningConfig(pos=0.9, neg=0.5, max_pos=5, exclude_same_artist=True)
+    mine_triplets(space, ids, tmp_path / "t.parquet", config, artists=artists)
+    table = pd.read_parquet(tmp_path / "t.parquet")
+    björk = table[table.anchor.str.startswith("b")]
+    # every spelling is the same artist (as partitions group them): only the other artist's track is a positive
+    assert set(björk.anchor) == set(ids[:5])
+    assert set(björk.positive) == {"o0"} and set(björk.negative) == {"n0"}

@@ -9,8 +9,9 @@
 - A missing column is an error that names the header that was read, and the
   delimiter it seems to use when that is not ours.
 - Tidfiles (``track_id[,filename]``): every id must be safe
-  (:func:`musicrep.data.manifest.is_safe_track_id`) and an id listed twice with two
-  different files is ambiguous; both are reported per item, never written anywhere.
+  (:func:`musicrep.data.manifest.is_safe_track_id`), a row with other fields has an id,
+  a file is named where one is needed, and an id listed twice with two different files
+  is ambiguous; each is reported per row, never written anywhere.
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ _DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 
 
 def check_file(path: str | Path, what: str) -> Path:
-    """``path`` as a :class:`Path` when it is a readable file, else a one-line :class:`InputError`."""
+    """``path`` as a :class:`Path` when it is a file or a pipe (``<(...)``), else a one-line :class:`InputError`.
+
+    A pipe is read once, like any of these files.
+    """
     file = Path(path)
     if file.is_dir():
         raise InputError(f"{file}: is a directory, not a {what}")
-    if not file.is_file():
+    if not file.exists():
         raise InputError(f"{file}: {what} not found")
+    if not (file.is_file() or file.is_fifo()):
+        raise InputError(f"{file}: not a regular file (a device or socket), not a {what}")
     return file
 
 
@@ -200,8 +206,9 @@ class Tidfile:
         return self.tracks["track_id"].tolist()
 
     def problem_lines(self) -> list[str]:
-        """One line per problem: ``FILE, line N: ID: reason``."""
-        return [f"{self.path}, line {p.line}: {p.track_id!r}: {p.reason}" for p in self.problems]
+        """One line per problem: ``FILE, line N: ID: reason`` (``FILE, line N: empty track id`` without an id)."""
+        return [f"{self.path}, line {p.line}: " + (f"{p.track_id!r}: " if p.track_id else "") + p.reason
+                for p in self.problems]
 
 
 def read_tidfile(path: str | Path, *, need_filename: bool = False) -> Tidfile:
@@ -221,6 +228,8 @@ def read_tidfile(path: str | Path, *, need_filename: bool = False) -> Tidfile:
     Tidfile
         Unsafe ids and ids listed twice with different filenames are problems
         (the id is not used at all); an id listed twice with the same filename is kept once.
+        A row with an empty id but other fields is a problem of its own (``empty track id``);
+        with ``need_filename``, so is an id without a filename (``no filename``).
     """
     opened = iter_rows(path, what="tidfile", ragged_if_tab=True)
     header = [c.lower() for c in opened.header]
@@ -235,7 +244,8 @@ def read_tidfile(path: str | Path, *, need_filename: bool = False) -> Tidfile:
     for line, fields in opened.rows:
         track_id = fields[id_index].strip()
         filename = fields[file_index].strip() if file_index is not None else ""
-        if not track_id:
+        if not track_id:  # (blank lines never get here)
+            problems.append(TidProblem("", line, "empty track id"))
             continue
         if not is_safe_track_id(track_id):
             problems.append(TidProblem(track_id, line, f"unsafe track id ({TRACK_ID_RULE})"))
@@ -247,6 +257,9 @@ def read_tidfile(path: str | Path, *, need_filename: bool = False) -> Tidfile:
             ambiguous[track_id] = TidProblem(track_id, line, f"listed twice with different files: line {first_line} "
                                                              f"({first_file!r}) and line {line} ({filename!r})")
     problems.extend(ambiguous.values())
-    kept = [(t, f) for t, (_, f) in first_seen.items() if t not in ambiguous]
+    if need_filename:
+        problems.extend(TidProblem(t, line, "no filename") for t, (line, f) in first_seen.items()
+                        if not f and t not in ambiguous)
+    kept = [(t, f) for t, (_, f) in first_seen.items() if t not in ambiguous and (f or not need_filename)]
     tracks = pd.DataFrame(kept, columns=["track_id", "filename"], dtype=object)
     return Tidfile(path=opened.path, tracks=tracks, problems=sorted(problems, key=lambda p: p.line))

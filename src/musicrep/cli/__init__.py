@@ -38,10 +38,7 @@ def _main(
         str, typer.Option("--log-level", help="Logging level: debug, info, warning, error.")
     ] = "warning",
 ) -> None:
-    try:
-        configure_logging(log_level)
-    except UsageError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    configure_logging(log_level)  # an unknown level: one error line, exit 2
 
 
 COMMANDS = {

@@ -41,9 +41,17 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def configure_logging(log_level: str) -> None:
-    """Plain one-line records on stderr (warnings stay greppable and never wrap) at ``log_level``."""
+    """Plain one-line records on stderr (warnings stay greppable and never wrap) at ``log_level``.
+
+    An unknown level is one ``error:`` line and exit 2 here (``typer.Exit``), so
+    that ``musicrep --log-level bogus CMD`` says it in one line as
+    ``musicrep CMD --log-level bogus`` does, without click's usage banner.
+    """
     if log_level.lower() not in _LOG_LEVELS:
-        raise UsageError(f"--log-level must be {', '.join(_LOG_LEVELS[:-1])} or {_LOG_LEVELS[-1]} (got {log_level!r})")
+        error = UsageError(f"--log-level must be {', '.join(_LOG_LEVELS[:-1])} or {_LOG_LEVELS[-1]} "
+                           f"(got {log_level!r})")
+        err.print(f"error: {error}", markup=False)
+        raise typer.Exit(EXIT_ERROR)
     level = getattr(logging, log_level.upper())
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
 

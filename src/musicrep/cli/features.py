@@ -17,6 +17,7 @@ from musicrep.cli.common import (
     print_line,
     progress_bar,
 )
+from musicrep.errors import UsageError
 
 
 @guarded
@@ -58,6 +59,9 @@ def extract_command(
         preset, mel_overrides={"sr": sample_rate, "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels},
         crop=crop, pad=pad, frames=frames, precision=precision, pad_value=pad_value, mono=mono, segment=segment)
     config.validate()
+    if manifest is not None and audio_root is not None:
+        raise UsageError("--manifest and --audio-root exclude each other: the manifest knows its audio root "
+                         "(give the tidfile's filenames with --audio-root, or the manifest's paths with --manifest)")
     listed = read_tidfile(tidfile, need_filename=manifest is None)
     tracks = listed.tracks
     root = audio_root
@@ -71,11 +75,12 @@ def extract_command(
         root = tidfile.parent
     with progress_bar("extract") as update:
         report = extract(tracks, dst, config, audio_root=root, workers=workers, scheduler=scheduler, skip=skip,
-                         on_progress=update, rejected=listed.problems)
+                         on_progress=update, rejected=listed.problems,
+                         missing_filename="track id not in the manifest" if manifest is not None else "no filename")
     print_line(f"{dst}: {report.count('ok')} extracted, {report.count('skipped')} skipped, "
            f"{report.count('failed')} failed (log: {dst / 'extract_log.csv'})")
     for result in report.failed[:SHOWN_PROBLEMS]:
-        err.print(f"  {result.track_id}: {result.message}", markup=False)
+        err.print(f"  {_item(result.track_id, result.message)}", markup=False)
     if len(report.failed) > SHOWN_PROBLEMS:
         err.print(f"  ... {len(report.failed) - SHOWN_PROBLEMS} more", markup=False)
     return EXIT_ITEM_FAILURES if report.failed and not allow_failures else EXIT_OK
@@ -104,5 +109,10 @@ def merge_command(
     print_line(f"{dst}/features.npy: {report.n_tracks} tracks, shape {report.shape}; {len(report.left_out)} left out "
            f"(listed in {dst / 'left_out.csv'}); statistics {report.stats_path or 'none (no tracks)'}")
     for track_id, reason in report.left_out[:SHOWN_PROBLEMS]:
-        err.print(f"  {track_id}: {reason}", markup=False)
+        err.print(f"  {_item(track_id, reason)}", markup=False)
     return EXIT_ITEM_FAILURES if report.left_out else EXIT_OK
+
+
+def _item(track_id: str, reason: str) -> str:
+    """``ID: reason``, or the reason alone for a tidfile row without an id."""
+    return f"{track_id}: {reason}" if track_id else reason

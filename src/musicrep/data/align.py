@@ -28,6 +28,7 @@ from musicrep.errors import AudioError, InputError
 from musicrep.features.audio import MISSING, decoder_output, format_from_path, probe
 from musicrep.fileio import ensure_dir, write_csv
 from musicrep.memory import paused_gc
+from musicrep.targets.stopwords import manifest_language
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ def clean_records(
     """Normalize, check and filter a source's records; return the frame and problems."""
     problems = list(records.problems)
     frame = conform_frame(records.frame, records.tagsets, normalize_tags=True)
-    frame["language"] = frame["language"].str.strip().str.lower()
+    # one code per language (en-US, eng, English -> en), computed once per distinct value
+    languages = frame["language"].fillna("").astype(str)
+    frame["language"] = languages.map({v: manifest_language(v) for v in languages.unique()})
     frame["text"] = frame["text"].str.strip()
 
     keep = np.ones(len(frame), dtype=bool)

@@ -1,4 +1,9 @@
-"""What a manifest holds: counts, coverage, top labels, languages, durations, formats."""
+"""What a manifest holds: counts, coverage, top labels, languages, durations, formats.
+
+Artists and albums are counted as partitions group them (normalized names:
+``Björk`` and ``BJÖRK`` are one artist) and languages as analyzers read them
+(``en-US``, ``eng`` and ``English`` are ``en``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from musicrep.data.manifest import Manifest, tag_column
+from musicrep.data.manifest import Manifest, normalize_name, tag_column
+from musicrep.targets.stopwords import manifest_language
 
 DURATION_BINS = (0.0, 4.0, 11.0, 14.0, 30.0, 60.0, 600.0, np.inf)
 
@@ -60,19 +66,28 @@ def manifest_info(manifest: Manifest, *, top: int = 10, check_audio: bool = True
     missing = []
     if check_audio:
         missing = [p for p in frame["audio_path"] if not manifest.audio_file(p).is_file()]
+    artists, albums = _normalized(frame["artist"]), _normalized(frame["album"])
+    languages = frame.loc[has_text, "language"]  # normalized again: manifests aligned before align normalized them
     return ManifestInfo(
         n_tracks=len(frame),
-        n_artists=frame.loc[frame["artist"] != "", "artist"].nunique(),
-        n_albums=frame.loc[frame["album"] != "", ["artist", "album"]].drop_duplicates().shape[0],
+        n_artists=artists[artists != ""].nunique(),
+        n_albums=pd.DataFrame({"artist": artists, "album": albums})[albums != ""].drop_duplicates().shape[0],
         coverage=pd.DataFrame(coverage_rows),
         top_labels=top_labels,
         n_text=int(has_text.sum()),
-        languages=frame.loc[has_text, "language"].replace("", "unknown").value_counts(),
+        languages=languages.map({v: manifest_language(v) for v in languages.unique()}).replace(
+            "", "unknown").value_counts(),
         durations=durations[durations > 0],
         formats=frame["format"].replace("", "unknown").value_counts(),
         unprobed=int(frame["duration"].isna().sum()),
         missing_audio=missing,
     )
+
+
+def _normalized(names: pd.Series) -> pd.Series:
+    """Names as partitions group them (:func:`musicrep.data.manifest.normalize_name`), once per distinct name."""
+    names = names.fillna("").astype(str)
+    return names.map({name: normalize_name(name) for name in names.unique()})
 
 
 def _bin_label(interval: pd.Interval) -> str:

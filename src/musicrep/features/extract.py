@@ -3,15 +3,20 @@
 Each track ends in exactly one state, written to ``DST/logs/extract-<UTC>.csv``
 (appended and flushed per track) and, at the end, to ``DST/extract_log.csv``
 (each track's latest state): ``ok`` (extracted; message ``silent`` for digital
-silence), ``skipped`` (already there, with ``--skip``) or ``failed`` (with the
-reason). Workers write their own files atomically, so a run killed at any
-moment and started again with ``--skip`` finishes the job with identical results.
+silence), ``skipped`` (already there, with ``--skip``; keeps the message and
+frames of the extraction it skips) or ``failed`` (with the reason; the track's
+array of an earlier run is removed, so the array in the folder is always that of
+the latest successful extraction). Workers write their own files atomically, so
+a run killed at any moment and started again with ``--skip`` finishes the job
+with identical results. :func:`latest_states` is the one reader of those states
+(extract's ``--skip`` and merge use it).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,14 +26,16 @@ import numpy as np
 import pandas as pd
 
 from musicrep.data.manifest import TRACK_ID_RULE, is_safe_track_id
-from musicrep.errors import AudioError, UsageError
+from musicrep.errors import AudioError, InputError, UsageError
 from musicrep.features.audio import DecoderOutput, decoder_output, load, load_segment
 from musicrep.features.executors import make_runner
 from musicrep.features.frontend import TOP_DB, MelConfig, mel_front_end
 from musicrep.features.store import check_config, track_path, write_config, write_track
 from musicrep.fileio import ensure_dir, write_csv
 from musicrep.memory import retain_freed_memory
-from musicrep.tables import TidProblem
+from musicrep.tables import TidProblem, read_table
+
+logger = logging.getLogger(__name__)
 
 LOG_FILE = "extract_log.csv"
 LOG_COLUMNS = ["track_id", "status", "message", "frames"]
@@ -111,6 +118,21 @@ class TrackResult:
     message: str = ""
     frames: int | None = None
     """Valid (non-padded) frames of an extracted array."""
+
+
+@dataclass(frozen=True)
+class ExtractState:
+    """A track's latest logged extraction state (:func:`latest_states`)."""
+
+    status: str
+    message: str
+    frames: int | None
+    """Valid (non-padded) frames, when the log knows them."""
+
+    @property
+    def current(self) -> bool:
+        """The latest extraction succeeded (``ok``, or ``skipped`` over an ``ok``): its array is current."""
+        return self.status in ("ok", "skipped")
 
 
 @dataclass
@@ -200,7 +222,7 @@ def _silence_message(silent: np.ndarray) -> str:
 def extract(
     tracks: pd.DataFrame, dst: str | Path, config: ExtractConfig, *, audio_root: Path | None = None,
     workers: int | None = 1, scheduler: str | None = None, skip: bool = False, on_progress=None,
-    rejected: Sequence[TidProblem] = (),
+    rejected: Sequence[TidProblem] = (), missing_filename: str = "no filename",
 ) -> ExtractReport:
     """Extract every track of ``tracks`` (``track_id``, ``filename``) into ``dst``.
 
@@ -210,22 +232,32 @@ def extract(
         ``filename`` is absolute or relative to ``audio_root``; an empty filename fails the track.
     dst : path-like
         Output folder (checked writable before any work).
+    audio_root : path-like, optional
+        Must be a folder (checked before anything is written).
     workers : int, optional
         Processes of the local pool; with ``scheduler``, tasks in flight (see :mod:`musicrep.features.executors`).
         A worker killed by a signal fails its in-flight tracks and the run goes on.
     scheduler : str, optional
         ``"local"`` (a dask LocalCluster) or ``tcp://HOST:PORT``; default: a local process pool.
     skip : bool
-        Tracks whose array exists are ``skipped`` (the folder's parameters must match).
+        Tracks whose array exists and whose latest logged state (:func:`latest_states`) is ``ok`` or
+        ``skipped`` are ``skipped``, keeping that state's message and frames (the folder's parameters
+        must match); every other track is extracted.
     rejected : sequence of TidProblem
         Tidfile rows that cannot be used (:func:`musicrep.tables.read_tidfile`): each is recorded as failed.
         Unsafe ids in ``tracks`` fail too, and nothing is written for them.
+    missing_filename : str
+        The reason a track with an empty ``filename`` fails (the CLI says ``track id not in the manifest``
+        when the paths come from a manifest).
     """
     config.validate()
+    if audio_root is not None and not Path(audio_root).is_dir():
+        what = "is not a directory" if Path(audio_root).exists() else "audio folder not found"
+        raise InputError(f"{audio_root}: {what} (--audio-root)")
     root = Path(dst)
     check_config(root, config.to_dict(), skip=skip)
     unique = tracks[["track_id", "filename"]].drop_duplicates("track_id")
-    results: dict[str, TrackResult] = {}
+    results: dict[object, TrackResult] = {}  # by track id; rejected tidfile rows by line (their ids may repeat)
     # remote workers are shared and long-lived: their malloc settings are not ours to change
     initializer = _init_worker if scheduler in (None, "local") else None
     with make_runner(workers, scheduler, initializer) as runner:
@@ -234,29 +266,35 @@ def extract(
         write_config(root, config.to_dict())
         logs = ensure_dir(root / "logs")
         _remove_partial_files(root)
+        previous = latest_states(root) if skip else {}
         run_log = logs / f"extract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.csv"
         try:
             with run_log.open("a", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(LOG_COLUMNS)
 
-                def record(result: TrackResult) -> None:
-                    results[result.track_id] = result
-                    writer.writerow([result.track_id, result.status, result.message, result.frames or ""])
+                def record(result: TrackResult, key: object = None) -> None:
+                    if result.status == "failed":
+                        _remove_stale_array(root, result.track_id)
+                    results[result.track_id if key is None else key] = result
+                    writer.writerow([result.track_id, result.status, result.message,
+                                     "" if result.frames is None else result.frames])
                     handle.flush()
                     if on_progress is not None:
                         on_progress(len(results), len(unique) + len(rejected))
 
                 for problem in rejected:
-                    record(TrackResult(problem.track_id, "failed", f"tidfile line {problem.line}: {problem.reason}"))
+                    record(TrackResult(problem.track_id, "failed", f"tidfile line {problem.line}: {problem.reason}"),
+                           key=("tidfile line", problem.line))
                 todo = []
                 for track_id, filename in unique.itertuples(index=False):
                     if not is_safe_track_id(track_id):
                         record(TrackResult(track_id, "failed", f"unsafe track id ({TRACK_ID_RULE})"))
-                    elif skip and track_path(root, track_id).is_file():
-                        record(TrackResult(track_id, "skipped", "already extracted"))
+                    elif skip and _is_current(previous.get(track_id)) and track_path(root, track_id).is_file():
+                        state = previous[track_id]
+                        record(TrackResult(track_id, "skipped", state.message, state.frames))
                     elif not filename:
-                        record(TrackResult(track_id, "failed", "track id not in the manifest"))
+                        record(TrackResult(track_id, "failed", missing_filename))
                     else:
                         path = Path(filename)
                         if audio_root is not None and not path.is_absolute():
@@ -267,6 +305,23 @@ def extract(
         finally:  # even an interrupted run leaves extract_log.csv true to what was done
             _write_log(root)
     return ExtractReport(dst=root, results=list(results.values()))
+
+
+def _is_current(state: ExtractState | None) -> bool:
+    return state is not None and state.current
+
+
+def _remove_stale_array(root: Path, track_id: str) -> None:
+    """Remove the array an earlier run left for a track that has just failed (it is no longer current)."""
+    if not is_safe_track_id(track_id):
+        return
+    path = track_path(root, track_id)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:  # e.g. the shard folder is blocked by a file: there is no array to remove then
+        if path.exists():
+            logger.warning("%s: cannot remove the stale array of failed track %s (%s)", path, track_id,
+                           exc.strerror or exc)
 
 
 def _remove_partial_files(root: Path) -> None:
@@ -288,6 +343,8 @@ def _init_worker() -> None:
 
 
 _STATUSES = frozenset({"ok", "skipped", "failed"})
+_OLD_SKIP_MESSAGE = "already extracted"
+"""What ``skipped`` rows said before they carried the skipped extraction's message."""
 
 
 def _read_run_log(path: Path) -> list[list[str]]:
@@ -299,23 +356,46 @@ def _read_run_log(path: Path) -> list[list[str]]:
     return [row for row in rows if len(row) == len(LOG_COLUMNS) and row[1] in _STATUSES]
 
 
-def _write_log(root: Path) -> None:
-    """Rebuild ``extract_log.csv`` from every run log, oldest first: each track's latest state.
+def has_log(root: str | Path) -> bool:
+    """``root`` holds ``extract_log.csv`` or at least one run log."""
+    folder = Path(root)
+    return (folder / LOG_FILE).is_file() or any((folder / "logs").glob("extract-*.csv"))
 
-    Run logs are flushed per track, so the tracks a killed run finished keep
-    their valid-frame counts when a ``--skip`` run later reports them skipped.
+
+def latest_states(root: str | Path) -> dict[str, ExtractState]:
+    """Each track's latest extraction state: ``extract_log.csv`` with every run log over it, oldest first.
+
+    Run logs are flushed per track, so the states of a run killed before it
+    rewrote ``extract_log.csv`` (SIGKILL) are included; a ``skipped`` row keeps
+    the message and valid frames of the state it skipped. Reads only.
+
+    Raises
+    ------
+    InputError
+        ``extract_log.csv`` exists but is not a log (no ``track_id`` and ``status`` columns).
     """
-    path = root / LOG_FILE
+    folder = Path(root)
+    path = folder / LOG_FILE
     states: dict[str, tuple[str, str, str]] = {}
     if path.is_file():
-        previous = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if "frames" not in previous:
-            previous["frames"] = ""
-        states.update({r.track_id: (r.status, r.message, r.frames) for r in previous.itertuples(index=False)})
-    for run_log in sorted((root / "logs").glob("extract-*.csv")):
+        previous = read_table(path, required_all=("track_id", "status"), what="extraction log")
+        messages = previous["message"] if "message" in previous else [""] * len(previous)
+        frames = previous["frames"] if "frames" in previous else [""] * len(previous)
+        states.update({t: (s, m, f) for t, s, m, f in zip(previous["track_id"], previous["status"], messages,
+                                                          frames, strict=True)})
+    for run_log in sorted((folder / "logs").glob("extract-*.csv")):
         for track_id, status, message, frames in _read_run_log(run_log):
-            if status == "skipped" and not frames:
-                frames = states.get(track_id, ("", "", ""))[2]
+            if status == "skipped":
+                _, old_message, old_frames = states.get(track_id, ("", "", ""))
+                frames = frames or old_frames
+                message = old_message if message == _OLD_SKIP_MESSAGE else message
             states[track_id] = (status, message, frames)
-    rows = [(track_id, *state) for track_id, state in sorted(states.items())]
-    write_csv(pd.DataFrame(rows, columns=LOG_COLUMNS), path)
+    return {track_id: ExtractState(status, message, int(frames) if frames.strip().isdigit() else None)
+            for track_id, (status, message, frames) in states.items()}
+
+
+def _write_log(root: Path) -> None:
+    """Rebuild ``extract_log.csv`` from every run log (:func:`latest_states`): each track's latest state."""
+    rows = [(track_id, state.status, state.message, "" if state.frames is None else state.frames)
+            for track_id, state in sorted(latest_states(root).items())]
+    write_csv(pd.DataFrame(rows, columns=LOG_COLUMNS), root / LOG_FILE)

@@ -5,9 +5,10 @@ one plain write per track, in tidfile order, so memory stays flat whatever N;
 ``OUT/index.csv`` maps rows to track ids and valid (non-padded) frames;
 ``OUT/store.json`` holds the parameters; ``stats.npz`` holds float64 mean and
 std per mel band and channel over the valid frames of the train partition,
-accumulated streaming. Only tracks whose latest state in ``extract_log.csv``
-is ``ok`` or ``skipped`` are merged; the others are listed in ``left_out.csv``
-with the reason.
+accumulated streaming. Only tracks whose latest extraction state is ``ok`` or
+``skipped`` are merged (``extract_log.csv`` and the run logs of ``logs/``, read as
+extract reads them: a run killed before it rewrote ``extract_log.csv`` counts);
+the others are listed in ``left_out.csv`` with the reason.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from musicrep.errors import InputError, UsageError
-from musicrep.features.extract import LOG_FILE, PAD_VALUES
+from musicrep.features.extract import LOG_FILE, PAD_VALUES, ExtractState, has_log, latest_states
 from musicrep.features.store import CONFIG_FILE, read_track, track_path
 from musicrep.fileio import atomic_path, ensure_dir, write_csv, write_json
-from musicrep.tables import read_table, read_tidfile
+from musicrep.tables import read_tidfile
 
 logger = logging.getLogger(__name__)
 
@@ -71,32 +72,21 @@ class RunningStats:
         return mean, std
 
 
-@dataclass(frozen=True)
-class ExtractState:
-    """A track's latest state in ``extract_log.csv``."""
-
-    status: str
-    message: str
-    frames: int | None
-    """Valid (non-padded) frames, when the log knows them."""
-
-
 def extract_states(src: Path) -> dict[str, ExtractState]:
-    """Each track's latest extraction state, from ``SRC/extract_log.csv``.
+    """Each track's latest extraction state, derived as extract derives it (:func:`latest_states`).
+
+    ``extract_log.csv`` with every run log of ``SRC/logs/`` over it, so the
+    failures of a run killed before it rewrote ``extract_log.csv`` count too.
 
     Raises
     ------
     InputError
-        No log (merge cannot tell which arrays are current) or a log without its columns.
+        No log at all (merge cannot tell which arrays are current) or a log without its columns.
     """
-    path = Path(src) / LOG_FILE
-    if not path.is_file():
-        raise InputError(f"{path}: not found (merge needs the extraction log to tell current arrays from stale ones)")
-    log = read_table(path, required_all=("track_id", "status"), what="extraction log")
-    frames = log["frames"] if "frames" in log else pd.Series("", index=log.index)
-    message = log["message"] if "message" in log else pd.Series("", index=log.index)
-    return {t: ExtractState(status, m, int(f) if f.strip().isdigit() else None)
-            for t, status, m, f in zip(log.track_id, log.status, message, frames, strict=True)}
+    if not has_log(src):
+        raise InputError(f"{Path(src) / LOG_FILE}: not found (merge needs the extraction log to tell current "
+                         "arrays from stale ones)")
+    return latest_states(src)
 
 
 def usable_tracks(tidfile: str | Path, source: Path, states: dict[str, ExtractState], *, padded: bool
@@ -124,7 +114,7 @@ def usable_tracks(tidfile: str | Path, source: Path, states: dict[str, ExtractSt
         state = states.get(track_id)
         if state is None:
             left_out.append((track_id, f"not in {LOG_FILE} (never extracted into {source})"))
-        elif state.status not in ("ok", "skipped"):
+        elif not state.current:
             left_out.append((track_id, f"latest extraction {state.status}: {state.message}"))
         elif not track_path(source, track_id).is_file():
             left_out.append((track_id, "no extracted array (removed after extraction?)"))
@@ -157,13 +147,15 @@ def merge(
     crop, pad : bool
         Bring every array to ``frames`` frames; without them unequal lengths are refused.
     frames : int, optional
-        Default: the extraction's ``frames`` (880 in the original preset).
+        Positive; default: the extraction's ``frames`` (880 in the original preset).
     stats_from : path-like, optional
         ``stats.npz`` to copy, or a train tidfile to compute statistics over;
         default: computed over this tidfile's tracks.
     normalize : bool
         Store ``(x - mean) / std`` instead of raw dB (the original's normalized archive).
     """
+    if frames is not None and frames < 1:
+        raise UsageError(f"--frames must be positive (got {frames})")
     source = Path(src)
     if not (source / CONFIG_FILE).is_file():
         raise InputError(f"{source}: not an extract folder (no {CONFIG_FILE})")

@@ -80,6 +80,8 @@ _UNSPACED = (r"\u0e00-\u0eff\u1000-\u109f\ua9e0-\ua9ff\uaa60-\uaa7f\u1780-\u17ff
              r"\U00020000-\U000323af")
 _UNSPACED_CHAR = re.compile(rf"[{_UNSPACED}]")
 _UNSPACED_RUNS = re.compile(rf"([{_UNSPACED}]+)|([^{_UNSPACED}]+)")
+# Vulgar fractions (½, ⅓, ...): kept as they are, since NFKC would glue "33⅓" into "331⁄3".
+_FRACTIONS = re.compile(r"([\u00bc-\u00be\u2150-\u215f\u2189])")
 EVERY_LANGUAGE = "*"
 
 
@@ -87,7 +89,8 @@ def fold(text: str) -> str:
     """Case-fold; strip the diacritics of Latin, Greek and Cyrillic letters; leave other scripts intact.
 
     Compatibility forms are unified first (NFKC: full-width Latin, half-width
-    katakana, ligatures) and the result is composed (NFC), so the marks that
+    katakana, ligatures; not vulgar fractions, so ``33⅓`` stays ``33⅓`` rather
+    than ``331⁄3``) and the result is composed (NFC), so the marks that
     belong to letters of other scripts (Devanagari vowel signs and virama, the
     Japanese dakuten, Thai tone marks) stay on their letters.
 
@@ -105,8 +108,14 @@ def fold(text: str) -> str:
     'frohlich μουσικη елка'
     >>> fold("ｷﾞﾀｰ संगीत")
     'ギター संगीत'
+    >>> fold("33⅓ RPM")
+    '33⅓ rpm'
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
+    if _FRACTIONS.search(text):
+        text = "".join(piece if i % 2 else unicodedata.normalize("NFKC", piece)
+                       for i, piece in enumerate(_FRACTIONS.split(text))).casefold()
+    else:
+        text = unicodedata.normalize("NFKC", text).casefold()
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFD", text)
@@ -120,15 +129,30 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     A word is letters, digits and combining marks (Indic vowel signs are marks,
     which ``\\w`` alone splits off), zero-width (non-)joiners included; ``&``
     between two words joins them (``r&b``). Apostrophes, hyphens and other
-    punctuation split (``l'album`` -> ``l``, ``album``); so does ``_``, which
-    :meth:`TextAnalyzer.__call__` replaces by a space beforehand.
+    punctuation split (``l'album`` -> ``l``, ``album``; ``hip-hop`` -> ``hip``,
+    ``hop``, as ``hip hop`` is written too); so does ``_``, which
+    :meth:`TextAnalyzer.__call__` replaces by a space beforehand. Three
+    exceptions keep a name whole that splitting would destroy, since its
+    one-letter pieces are too short to be terms:
+
+    - a single letter joined by a hyphen to a word: ``k-pop``, ``j-pop``, ``x-ray``;
+    - two words of one or two letters around a slash: ``ac/dc``, ``w/o``
+      (``rock/pop`` still splits);
+    - single letters between dots, an acronym: ``n.w.a``, ``m.i.a.``, ``r.e.m.``
+      (:meth:`TextAnalyzer.__call__` drops the dots: ``nwa``, ``mia``, ``rem``,
+      as the same names are written without them).
     """
     marks = [code for code in chain(range(0x20000), range(0xE0000, 0xE1000))  # marks live in planes 0, 1 and 14
              if unicodedata.category(chr(code)).startswith("M")]
     basic, supplementary = _char_class(c for c in marks if c < 0x10000), _char_class(c for c in marks if c >= 0x10000)
     # one class for the Basic Multilingual Plane (a fast bitmap); the rarer supplementary marks only checked there
     part = rf"(?:[\w{basic}\u200c\u200d]+|(?=[\U00010000-\U0010ffff])[{supplementary}])+"
-    return re.compile(rf"{part}(?:&{part})*"), re.compile(rf".[{basic}{supplementary}]*", re.DOTALL)
+    letter = r"[^\W\d_]"
+    acronym = rf"(?<![\w.]){letter}(?:\.{letter})+\.?(?!\w)"
+    slashed = rf"(?<![\w/]){letter}{{1,2}}/{letter}{{1,2}}(?![\w/])"
+    word = rf"(?:(?<![\w-]){letter}-(?=\w))?{part}(?:&{part})*"
+    return (re.compile(rf"{acronym}|{slashed}|{word}"),
+            re.compile(rf".[{basic}{supplementary}]*", re.DOTALL))
 
 
 def _char_class(codes: Iterable[int]) -> str:
@@ -161,8 +185,10 @@ class TextAnalyzer:
     A document is a :class:`TextDocument` (or a ``(text, language)`` tuple) or a
     plain string, which has no language and so no stop words (``max_df`` handles
     frequent words). Tokens keep digits and inner ``&`` (``80s``, ``u2``,
-    ``r&b``, ``2pac``, ``1999``); runs of scripts written without spaces (Han,
-    kana, Thai, Lao, Khmer, Myanmar) become character n-grams.
+    ``r&b``, ``2pac``, ``1999``, ``33⅓``), a one-letter prefix (``k-pop``), short
+    slashed names (``ac/dc``) and dotted acronyms without their dots (``n.w.a`` ->
+    ``nwa``); runs of scripts written without spaces (Han, kana, Thai, Lao,
+    Khmer, Myanmar) become character n-grams.
 
     Parameters
     ----------
@@ -228,6 +254,7 @@ class TextAnalyzer:
         unspaced = _UNSPACED_CHAR.search(folded) is not None
         terms: list[str] = []
         for token in words.findall(folded):
+            token = token.replace(".", "")  # an acronym's dots (no other token holds one)
             for run, word in _UNSPACED_RUNS.findall(token) if unspaced else (("", token),):
                 if run:
                     terms.extend(self._run_grams(clusters.findall(run)))

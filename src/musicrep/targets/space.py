@@ -105,17 +105,36 @@ class LsiModel:
 def fit_lsi(
     documents: Sequence[object], analyzer: Analyzer, *, dims: int, min_df: int | float = 1,
     max_df: float = 1.0, max_features: int | None = None, seed: int = 0, name: str = "space",
+    flags: tuple[str, str] = ("min_df", "max_df"), unit: str = "training documents",
 ) -> LsiModel:
     """Fit TF-IDF and a truncated SVD on the training documents.
 
     ``dims`` is capped by the vocabulary size and the number of documents, with a warning.
+
+    Parameters
+    ----------
+    flags : (str, str)
+        How the caller's user names ``min_df`` and ``max_df`` (``--min-df``), for messages.
+    unit : str
+        What the documents are, for messages (``distinct training texts``).
+
+    Raises
+    ------
+    UsageError
+        No term survives: the documents have none, or ``min_df`` / ``max_df`` prune them all.
     """
+    if dims < 1:
+        raise UsageError(f"{name}: --dims must be at least 1 (got {dims})")
     vectorizer = TfidfVectorizer(analyzer=analyzer, min_df=min_df, max_df=max_df, max_features=max_features,
                                  dtype=np.float32)
     try:
         matrix = vectorizer.fit_transform(documents)
-    except ValueError as exc:  # empty vocabulary after pruning
-        raise UsageError(f"{name}: no terms to fit ({exc})") from exc
+    except ValueError as exc:  # no term at all, or none left after min_df / max_df
+        if not any(analyzer(document) for document in documents):
+            raise UsageError(f"{name}: the {len(documents)} {unit} have no term (only stop words or words "
+                             f"shorter than the analyzer keeps)") from exc
+        raise UsageError(f"{name}: {len(documents)} {unit}; {flags[0]} {min_df} / {flags[1]} {max_df} leave no "
+                         f"term (lower {flags[0]} or raise {flags[1]})") from exc
     vocabulary = [None] * len(vectorizer.vocabulary_)
     for term, column in vectorizer.vocabulary_.items():
         vocabulary[column] = term
@@ -133,7 +152,10 @@ def fit_lsi(
         singular_values = np.array([np.sqrt(matrix.multiply(matrix).sum())], dtype=np.float32)
     else:
         svd = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=7, random_state=seed)
-        svd.fit(matrix)
+        # a tiny space (one document, every term once) has zero variance: its explained_variance_ratio_,
+        # which is not used here, divides by zero
+        with np.errstate(divide="ignore", invalid="ignore"):
+            svd.fit(matrix)
         components, singular_values = svd.components_, svd.singular_values_
     return LsiModel(analyzer=analyzer, vocabulary=vocabulary, idf=vectorizer.idf_.astype(np.float64),
                     components=components.astype(np.float32), singular_values=singular_values.astype(np.float32))
@@ -165,7 +187,7 @@ class Space:
 def build_space(
     frame: pd.DataFrame, train: np.ndarray, analyzer: Analyzer, *, out_dir: Path, name: str, dims: int,
     params: dict, fit_unique: bool = False, min_df: int | float = 1, max_df: float = 1.0,
-    max_features: int | None = None, seed: int = 0,
+    max_features: int | None = None, seed: int = 0, flags: tuple[str, str] = ("min_df", "max_df"),
 ) -> Path:
     """Fit a space on the training rows of ``frame``, project every row, write the folder.
 
@@ -177,6 +199,8 @@ def build_space(
         Rows the TF-IDF and SVD are fitted on.
     fit_unique : bool
         Fit on distinct training documents (texts shared by an album count once).
+    flags : (str, str)
+        The options that set ``min_df`` and ``max_df``, named in messages (:func:`fit_lsi`).
     """
     documents, missing_rows = analyzer.documents(frame)
     has_data = np.ones(len(frame), dtype=bool)
@@ -188,7 +212,8 @@ def build_space(
     if not fit_docs:
         raise UsageError(f"{name}: no training track has data for this space")
     model = fit_lsi(fit_docs, analyzer, dims=dims, min_df=min_df, max_df=max_df, max_features=max_features,
-                    seed=seed, name=name)
+                    seed=seed, name=name, flags=flags,
+                    unit="distinct training texts" if fit_unique else "training tracks")
     ids = frame["track_id"].to_numpy(dtype=object)
     missing = {ids[row]: reason for row, reason in missing_rows.items()}
     rows = np.flatnonzero(has_data)

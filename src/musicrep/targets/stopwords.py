@@ -8,6 +8,8 @@ these codes.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 STOP_WORDS: dict[str, tuple[str, ...]] = {
@@ -33,7 +35,7 @@ STOP_WORDS: dict[str, tuple[str, ...]] = {
         naar niet nog of om ook op over te tot uit van voor was wat we wel werd zijn ze zich zo""".split()),
 }
 
-# ISO 639-2/3 codes and names (English and native) of the shipped languages.
+# ISO 639-2/3 codes and names (English and native) of the shipped languages ...
 _ALIASES: dict[str, tuple[str, ...]] = {
     "en": ("eng", "english"),
     "de": ("deu", "ger", "german", "deutsch"),
@@ -43,17 +45,43 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "pt": ("por", "portuguese", "português", "portugues"),
     "nl": ("nld", "dut", "dutch", "nederlands"),
 }
-LANGUAGE_CODES: dict[str, str] = {alias: code for code, aliases in _ALIASES.items() for alias in aliases}
+# ... and of other common languages (no stop words shipped; one code per language all the same).
+_OTHER_ALIASES: dict[str, tuple[str, ...]] = {
+    "ja": ("jpn", "japanese", "日本語"), "zh": ("zho", "chi", "cmn", "chinese", "mandarin", "中文"),
+    "ko": ("kor", "korean", "한국어"), "ru": ("rus", "russian", "русский"), "ar": ("ara", "arabic", "العربية"),
+    "hi": ("hin", "hindi", "हिन्दी"), "bn": ("ben", "bengali", "bangla"), "ur": ("urd", "urdu"),
+    "fa": ("fas", "per", "persian", "farsi"), "tr": ("tur", "turkish", "türkçe"), "he": ("heb", "iw", "hebrew"),
+    "el": ("ell", "gre", "greek"), "pl": ("pol", "polish", "polski"), "cs": ("ces", "cze", "czech"),
+    "sk": ("slk", "slo", "slovak"), "sl": ("slv", "slovenian"), "hr": ("hrv", "croatian"), "sr": ("srp", "serbian"),
+    "bg": ("bul", "bulgarian"), "uk": ("ukr", "ukrainian"), "ro": ("ron", "rum", "romanian"),
+    "hu": ("hun", "hungarian", "magyar"), "fi": ("fin", "finnish", "suomi"), "et": ("est", "estonian"),
+    "lv": ("lav", "latvian"), "lt": ("lit", "lithuanian"), "sv": ("swe", "swedish", "svenska"),
+    "da": ("dan", "danish", "dansk"), "no": ("nor", "norwegian", "norsk"), "is": ("isl", "ice", "icelandic"),
+    "ga": ("gle", "irish"), "cy": ("cym", "wel", "welsh"), "ca": ("cat", "catalan", "català"),
+    "gl": ("glg", "galician"), "eu": ("eus", "baq", "basque"), "la": ("lat", "latin"),
+    "af": ("afr", "afrikaans"), "sw": ("swa", "swahili"), "th": ("tha", "thai"), "vi": ("vie", "vietnamese"),
+    "id": ("ind", "in", "indonesian"), "ms": ("msa", "may", "malay"), "tl": ("tgl", "tagalog"),
+    "ta": ("tam", "tamil"), "te": ("tel", "telugu"), "mr": ("mar", "marathi"), "gu": ("guj", "gujarati"),
+    "kn": ("kan", "kannada"), "ml": ("mal", "malayalam"), "pa": ("pan", "punjabi"), "lo": ("lao",),
+    "km": ("khm", "khmer"), "my": ("mya", "bur", "burmese"),
+}
+LANGUAGE_CODES: dict[str, str] = {alias: code for table in (_ALIASES, _OTHER_ALIASES)
+                                  for code, aliases in table.items() for alias in aliases}
 NO_LANGUAGE = frozenset({"und", "mul", "zxx", "mis"})  # ISO 639 codes for "no single language"
+MULTIPLE_LANGUAGES = "mul"
+"""ISO 639 "multiple languages": the label of a text joined from texts in different languages."""
+_PARENTHESES = re.compile(r"\([^)]*\)")
 
 
 @lru_cache(maxsize=1024)
 def normalize_language(value: str | None) -> str:
-    """One language code per language: the primary subtag, lower-cased, aliases of the shipped languages mapped.
+    """One language code per language: the primary subtag, lower-cased, ISO 639-2/3 codes and names mapped.
 
-    ``"en-US"``, ``"EN"``, ``"eng"`` and ``"English"`` all give ``"en"``; other
-    codes keep their primary subtag (``"ja-JP"`` -> ``"ja"``); empty values and
-    ``und``/``mul``/``zxx``/``mis`` give ``""`` (no language).
+    ``"en-US"``, ``"EN"``, ``"eng"``, ``"English"`` and ``"English (US)"`` all
+    give ``"en"``; ``"jpn"`` and ``"Japanese"`` give ``"ja"``, ``"zho"`` and
+    ``"chi"`` give ``"zh"`` (the shipped languages and some fifty common ones);
+    other codes keep their primary subtag (``"ja-JP"`` -> ``"ja"``); empty
+    values and ``und``/``mul``/``zxx``/``mis`` give ``""`` (no language).
 
     Parameters
     ----------
@@ -67,10 +95,47 @@ def normalize_language(value: str | None) -> str:
 
     Examples
     --------
-    >>> [normalize_language(v) for v in ("en_GB", "ger", "Français", "pt-BR", "und", "")]
-    ['en', 'de', 'fr', 'pt', '', '']
+    >>> [normalize_language(v) for v in ("en_GB", "ger", "Français", "pt-BR", "English (US)", "jpn", "und", "")]
+    ['en', 'de', 'fr', 'pt', 'en', 'ja', '', '']
     """
-    primary = str(value or "").strip().casefold().replace("_", "-").split("-", 1)[0]
+    text = _PARENTHESES.sub(" ", str(value or "")).strip().casefold().replace("_", "-")
+    primary = text.split("-", 1)[0].strip()
     if primary in NO_LANGUAGE:
         return ""
     return LANGUAGE_CODES.get(primary, primary)
+
+
+def manifest_language(value: str | None) -> str:
+    """The ``language`` a manifest stores: :func:`normalize_language`, but ``mul`` stays ``mul``.
+
+    A text in several languages keeps saying so (``musicrep info`` counts it);
+    analyzers still give it no stop words, as for no language.
+
+    Examples
+    --------
+    >>> [manifest_language(v) for v in ("en-US", "eng", "English (UK)", "mul", "und")]
+    ['en', 'en', 'en', 'mul', '']
+    """
+    code = normalize_language(value)
+    if not code and str(value or "").strip().casefold() == MULTIPLE_LANGUAGES:
+        return MULTIPLE_LANGUAGES
+    return code
+
+
+def joined_language(languages: Sequence[str | None]) -> str:
+    """The language label of a text joined from parts in ``languages`` (e.g. an album's reviews).
+
+    The parts' common language (the first label as given) when they all
+    normalize to the same code, else ``"mul"`` (multiple languages, so no
+    stop-word list is applied to the whole): a part without a language counts
+    as a language of its own, since nothing says it is in the others'.
+
+    Examples
+    --------
+    >>> joined_language(["en", "en-US", "English"]), joined_language(["de", "en"]), joined_language([])
+    ('en', 'mul', '')
+    """
+    codes = {normalize_language(lang) for lang in languages}
+    if len(codes) > 1:
+        return MULTIPLE_LANGUAGES
+    return str(languages[0] or "").strip() if languages else ""

@@ -72,6 +72,8 @@ def embed_tags(
                          f"(tagsets: {', '.join(manifest.tagsets) or 'none'})")
     if min_tag_count < 1:
         raise UsageError(f"--min-tag-count must be at least 1 (got {min_tag_count})")
+    if dims < 1:
+        raise UsageError(f"--dims must be at least 1 (got {dims})")
     out = ensure_dir(out_dir)
     frame = manifest.frame
     train, unknown = train_mask(manifest, train_ids)
@@ -84,8 +86,12 @@ def embed_tags(
         analyzer = TagAnalyzer(tagsets=sets)
         counts = Counter(term for doc in analyzer.documents(frame[train])[0] for term in doc)
         dropped = sorted(t for t, c in counts.items() if c < min_tag_count)
+        if len(dropped) == len(counts):
+            raise UsageError(f"{name}: --min-tag-count {min_tag_count} drops every tag (the most used one is on "
+                             f"{max(counts.values(), default=0)} of the {int(train.sum())} training tracks)")
         folder = build_space(frame, train, analyzer, out_dir=out, name=name, dims=dims, min_df=min_tag_count,
-                             seed=seed, params={"tagsets": sets, "min_tag_count": min_tag_count, "seed": seed,
+                             seed=seed, flags=("--min-tag-count", "max_df"),
+                             params={"tagsets": sets, "min_tag_count": min_tag_count, "seed": seed,
                                      "manifest": str(manifest.path.resolve()) if manifest.path else None})
         write_csv(pd.DataFrame({"term": dropped, "train_count": [counts[t] for t in dropped]}),
                   folder / "dropped_tags.csv")

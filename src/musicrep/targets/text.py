@@ -49,8 +49,17 @@ def embed_text(
     frame = manifest.frame
     if not (frame["text"].str.strip() != "").any():
         raise UsageError(f"{manifest.path}: no track has text")
-    if not 0 < max_df <= 1:
-        raise UsageError(f"--max-df must be in (0, 1] (got {max_df})")
+    checks = [
+        (dims >= 1, f"--dims must be at least 1 (got {dims})"),
+        (min_df >= 1, f"--min-df must be at least 1 (got {min_df})"),
+        (0 < max_df <= 1, f"--max-df must be in (0, 1] (got {max_df})"),
+        (max_features is None or max_features >= 1, f"--max-features must be at least 1 (got {max_features})"),
+        (char_ngrams is None or 1 <= char_ngrams[0] <= char_ngrams[1],
+         f"--char-ngrams must be LOW,HIGH with 1 <= LOW <= HIGH (got {','.join(map(str, char_ngrams or ()))})"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
     out = ensure_dir(out_dir)
     train, unknown = train_mask(manifest, train_ids)
     languages = sorted({code for code in map(normalize_language, frame["language"]) if code})
@@ -58,5 +67,6 @@ def embed_text(
     params = {"min_df": min_df, "max_df": max_df, "max_features": max_features, "languages": languages,
               "seed": seed, "manifest": str(manifest.path.resolve()) if manifest.path else None}
     folder = build_space(frame, train, analyzer, out_dir=out, name=TEXT, dims=dims, fit_unique=True,
-                         min_df=min_df, max_df=max_df, max_features=max_features, seed=seed, params=params)
+                         min_df=min_df, max_df=max_df, max_features=max_features, seed=seed, params=params,
+                         flags=("--min-df", "--max-df"))
     return SpacesReport(spaces=[folder], unknown_train_ids=unknown)

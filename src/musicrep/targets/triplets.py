@@ -26,7 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from musicrep.errors import UsageError
+from musicrep.data.manifest import normalize_name
+from musicrep.errors import InputError, UsageError
 from musicrep.fileio import atomic_path, write_csv
 from musicrep.targets.space import Space
 
@@ -88,9 +89,14 @@ def mine_triplets(
         without a positive or a negative go to ``<stem>_unmatched.csv``.
     config : MiningConfig
     artists : pandas.Series, optional
-        track_id -> artist, required with ``exclude_same_artist``.
+        track_id -> artist, required with ``exclude_same_artist``; names are compared normalized
+        (:func:`musicrep.data.manifest.normalize_name`, as partitions group artists).
     """
     config.validate()
+    target = Path(out_path)
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory (--out names the triplets file, "
+                         f"e.g. {target / 'triplets.parquet'})")
     row_of = space.row_of()
     rows = np.array(sorted({row_of[t] for t in train_ids if t in row_of}), dtype=np.int64)
     if len(rows) == 0:
@@ -130,7 +136,6 @@ def mine_triplets(
             on_progress(stop, len(pair_unique))
 
     table = _triplet_table(out_rows, ids)
-    target = Path(out_path)
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
     with_positive = len(rows) - sum(1 for _, reason in unmatched if reason.startswith("no positive"))
@@ -150,7 +155,9 @@ def _artist_codes(ids: np.ndarray, artists: pd.Series | None, exclude: bool) -> 
         return None
     if artists is None:
         raise UsageError("--exclude-same-artist needs the manifest's artists")
-    names = pd.Series(ids).map(artists).fillna("")
+    raw = pd.Series(ids).map(artists).fillna("").astype(str)
+    # artists are compared as partition groups them ("Björk" = "BJÖRK" = NFD "Björk"), once per distinct spelling
+    names = raw.map({name: normalize_name(name) for name in raw.unique()})
     codes, _ = pd.factorize(names)
     codes = codes.astype(np.int64)
     # a track without an artist is its own artist

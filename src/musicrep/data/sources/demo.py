@@ -25,6 +25,7 @@ from musicrep.data.sources.demo_synth import Sound, synthesize
 from musicrep.data.sources.demo_text import LANGUAGES, write_review
 from musicrep.errors import UsageError
 from musicrep.fileio import atomic_path, ensure_dir
+from musicrep.targets.stopwords import joined_language
 
 TAGSETS = ["genres", "styles", "moods", "themes"]
 
@@ -156,7 +157,7 @@ class DemoSource:
 
 def plan_frame(plan: list[DemoTrack], reviews: dict) -> pd.DataFrame:
     """The raw manifest rows of a planned collection (no audio needed): an album's reviews are
-    joined, and its language is that of the first review, as a collection's metadata would give it."""
+    joined, labelled with their language, or ``mul`` (multiple languages) when they differ."""
     rows = []
     for track in plan:
         text_parts = reviews.get((track.artist, track.album), [])
@@ -164,7 +165,7 @@ def plan_frame(plan: list[DemoTrack], reviews: dict) -> pd.DataFrame:
             "track_id": track.track_id, "audio_path": track.audio_path,
             "artist": track.artist, "album": track.album, "title": track.title,
             "text": "\n\n".join(text for _, text in text_parts),
-            "language": text_parts[0][0] if text_parts else "",
+            "language": joined_language([language for language, _ in text_parts]),
             **{f"tags_{t}": track.tags.get(t, []) for t in TAGSETS},
         })
     return pd.DataFrame(rows)

@@ -4,7 +4,8 @@ With ``--metadata FILE`` (CSV or JSON lines) rows are matched to files by a
 ``path`` column (relative to ``--audio-root``) or by ``track_id`` (the file
 name without extension). Tagset columns are ``tags_<name>`` or a known
 tagset name (``genres``, ``styles``, ``moods``, ``themes``, ``instruments``,
-``tags``; singular forms accepted) holding ``;``-separated tags. Without a
+``tags``; singular forms accepted) holding ``;``-separated tags, or in JSON
+lines a list of tags (``"genres": ["jazz", "blues"]``). Without a
 metadata file, embedded tags (genre, artist, album, title, comment) are read
 with mutagen.
 """
@@ -65,6 +66,18 @@ def tagset_name(column: str) -> str | None:
     return None
 
 
+def tag_cell(value: object) -> list[str]:
+    """The tags of one metadata cell: a list (JSON lines) as it is, a string split at ``;``; blanks dropped.
+
+    Examples
+    --------
+    >>> tag_cell(["Jazz", " Blues ", None]), tag_cell("rock; indie rock;"), tag_cell(float("nan"))
+    (['Jazz', 'Blues'], ['rock', 'indie rock'], [])
+    """
+    items = value if isinstance(value, (list, tuple)) else text_cell(value).split(";")
+    return [tag for tag in (text_cell(item) for item in items) if tag]
+
+
 def _from_table(path: Path, files: list[str]) -> tuple[pd.DataFrame, list[Problem], list[str]]:
     table = read_table(path, required_any=("path", "track_id"))
     tag_columns = {c: tagset_name(c) for c in table.columns if tagset_name(c)}
@@ -87,8 +100,7 @@ def _from_table(path: Path, files: list[str]) -> tuple[pd.DataFrame, list[Proble
                "audio_path": audio_path}
         row.update({c: text_cell(record.get(c)) for c in TEXT_COLUMNS})
         for column, tagset in tag_columns.items():
-            tags = [t for t in text_cell(record.get(column)).split(";") if t.strip()]
-            row.setdefault(f"tags_{tagset}", []).extend(tags)
+            row.setdefault(f"tags_{tagset}", []).extend(tag_cell(record.get(column)))
         rows.append(row)
     for file in files:
         if file not in matched:

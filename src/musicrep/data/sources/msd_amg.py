@@ -23,6 +23,7 @@ from musicrep.data.sources import Problem, ProgressFn, SourceRecords
 from musicrep.data.sources.tables import text_cell
 from musicrep.errors import InputError
 from musicrep.tables import read_table
+from musicrep.targets.stopwords import joined_language
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +96,15 @@ def _strings(table: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _join_reviews(frame: pd.DataFrame, path: Path, problems: list[Problem]) -> None:
-    """Attach review text to tracks by normalized artist + release (several reviews are joined)."""
+    """Attach review text to tracks by normalized artist + release.
+
+    Several reviews of one album are joined; their language is kept when they
+    share it, else the text is labelled ``mul`` (multiple languages).
+    """
     reviews = read_table(path, required_any=("album", "release"), required_all=("artist", "text"))
     album_column = "album" if "album" in reviews.columns else "release"
     texts: dict[tuple[str, str], list[str]] = {}
-    languages: dict[tuple[str, str], str] = {}
+    languages: dict[tuple[str, str], list[str]] = {}
     for number, record in zip(reviews.index, reviews.to_dict("records"), strict=True):
         key = (normalize_name(text_cell(record.get("artist"))), normalize_name(text_cell(record.get(album_column))))
         text = text_cell(record.get("text"))
@@ -107,10 +112,11 @@ def _join_reviews(frame: pd.DataFrame, path: Path, problems: list[Problem]) -> N
             problems.append(Problem("", f"{path}:{number}", "review without artist or text", "dropped"))
             continue
         texts.setdefault(key, []).append(text)
-        languages.setdefault(key, text_cell(record.get("language")).lower())
+        languages.setdefault(key, []).append(text_cell(record.get("language")))
     keys = list(zip(frame["artist"].map(normalize_name), frame["album"].map(normalize_name), strict=True))
     frame["text"] = ["\n\n".join(texts.get(k, [])) for k in keys]
-    frame["language"] = [languages.get(k, "") for k in keys]
+    # reviews in several languages: "mul", so that no single language's stop words apply to all of them
+    frame["language"] = [joined_language(languages.get(k, [])) for k in keys]
     matched = set(keys)
     unmatched = [k for k in texts if k not in matched]
     if unmatched:
