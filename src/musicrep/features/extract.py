@@ -170,15 +170,22 @@ def extract_with_length(path: str | Path, config: ExtractConfig) -> tuple[np.nda
     else:  # decode only the segment (plus a resampling margin)
         y = load_segment(path, sr=config.mel.sr, mono=config.mono)
     db, silent = mel_front_end(config.mel).log_mel(y)
+    array, valid = stored_layout(db, config)
+    if not np.isfinite(array).all():
+        raise AudioError(str(path), "non-finite values in the spectrogram")
+    return array, silent, valid
+
+
+def stored_layout(db: np.ndarray, config: ExtractConfig) -> tuple[np.ndarray, int]:
+    """A log-mel ``(n_mels, frames, channels)`` as extraction stores it: cropped and padded to ``config.frames``
+    as asked, in the stored precision; and its valid (non-padded) frames."""
     if config.crop:
         db = db[:, : config.frames]
     valid = db.shape[1]
     if config.pad and valid < config.frames:
         db = np.pad(db, ((0, 0), (0, config.frames - valid), (0, 0)), constant_values=PAD_VALUES[config.pad_value])
     array = db.astype(np.float16 if config.precision == 16 else np.float32, copy=False)
-    if not np.isfinite(array).all():
-        raise AudioError(str(path), "non-finite values in the spectrogram")
-    return np.ascontiguousarray(array), silent, valid
+    return np.ascontiguousarray(array), valid
 
 
 def _extract_one(job: tuple[str, str, str, ExtractConfig]) -> TrackResult:

@@ -35,7 +35,7 @@ from musicrep import __version__
 from musicrep.errors import InputError, MusicrepError, UsageError
 from musicrep.features.audio import probe, to_channels
 from musicrep.features.audio import segment as cut_segment
-from musicrep.features.extract import PAD_VALUES, ExtractConfig, extract_with_length
+from musicrep.features.extract import ExtractConfig, extract_with_length, stored_layout
 from musicrep.features.frontend import TOP_DB, MelConfig, mel_front_end
 from musicrep.fileio import atomic_path, ensure_dir, write_json
 from musicrep.models.encoder import FORMAT_VERSION, MusicEncoder, embed_windows, window_starts, windows
@@ -392,13 +392,8 @@ class Encoder:
             offset = _original_offset(y.shape[1], target)
             y = cut_segment(y, sr=target)
         db, _ = mel_front_end(config.mel).log_mel(y)
-        if config.crop:
-            db = db[:, :config.frames]
-        valid = db.shape[1]
-        if config.pad and valid < config.frames:
-            db = np.pad(db, ((0, 0), (0, config.frames - valid), (0, 0)), constant_values=PAD_VALUES[config.pad_value])
-        array = db.astype(np.float16 if config.precision == 16 else np.float32, copy=False)
-        return Features(np.ascontiguousarray(array), valid, offset, name)
+        array, valid = stored_layout(db, config)
+        return Features(array, valid, offset, name)
 
     # -- frames to embeddings
 
