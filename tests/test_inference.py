@@ -123,7 +123,10 @@ def test_export_writes_the_folder_and_load_rebuilds_it(model_dir):
     config = json.loads((model_dir / "config.json").read_text())
     import hashlib
 
-    assert config["model_id"] == hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    from musicrep.inference.hub import identity
+
+    assert config["model_id"] == identity((model_dir / "model.safetensors").read_bytes(), config)
+    assert config["model_id"] != hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
     assert config["format_version"] == 1 and config["musicrep_version"]
     card = (model_dir / "MODEL_CARD.md").read_text()
     assert card.startswith("# Test model") and config["model_id"] in card
@@ -204,8 +207,12 @@ def test_load_refusals_name_the_file_and_the_problem(model_dir, tmp_path):
     data = bytearray((replaced / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
     (replaced / "model.safetensors").write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"replaced/model.safetensors: SHA-256 .* is not the model_id"):
+    with pytest.raises(InputError, match=r"replaced: the weights and config.json are not those exported together"):
         load(replaced)
+    edited = _copy(model_dir, tmp_path / "edited")  # a valid but edited front end would silently change vectors
+    (edited / "config.json").write_text(json.dumps({**config, "extraction": {**config["extraction"], "sr": 16000}}))
+    with pytest.raises(InputError, match=r"edited: the weights and config.json are not those exported together"):
+        load(edited)
     garbage = _copy(model_dir, tmp_path / "garbage")
     (garbage / "model.safetensors").write_bytes(b"not a safetensors file")
     (garbage / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "model_id"}))

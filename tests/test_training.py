@@ -99,6 +99,9 @@ def test_recipe_errors_name_the_key_and_the_file(tmp_path):
         ({**base, "tasks": [{"objective": "triplet"}]}, r"\[tasks\[0\]\] .*space"),
         ({**base, "optimizer": {}}, r"unknown section \[optimizer\]"),
         ({**base, "tasks": [{"space": "joint"}, {"space": "joint"}]}, r"two tasks are named 'joint'"),
+        ({**base, "tasks": [{"space": "joint", "temperature": 0.1}]},
+         r"x.toml: 'temperature' in \[tasks\[0\]\] does not apply to the triplet objective"),
+        ({**base, "model": {"name": "resnet"}}, r"x.toml: \[model\] unknown model 'resnet'"),
     ]
     for data, message in cases:
         with pytest.raises(UsageError, match=message):
@@ -193,7 +196,12 @@ def test_training_learns_exports_and_loads(demo_run, tmp_path):
     assert len(losses) == 6 and losses[-3:].mean() < losses[0]  # training loss falls
     for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
         assert (run / "model" / name).is_file()
-    assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "logs" / "tensorboard").glob("events.*"))
+    assert list((run / "logs" / "tensorboard").glob("events.*"))
+    # last.ckpt is the last epoch whatever validation did (the best one is kept beside it)
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] == 5
+    assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
+    zero = run_cli("train", "--config", tiny_recipe(tmp_path, epochs=1), "--run", run, "--epochs", "0")
+    assert zero.exit_code == 2 and "--epochs must be at least 1 (got 0)" in zero.stderr
     encoder = musicrep.load(run / "model")
     assert set(encoder.config["heads"]) == {"genres", "genre-tags"}
     assert encoder.config["heads"]["genre-tags"]["kind"] == "classification"

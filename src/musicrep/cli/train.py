@@ -45,8 +45,10 @@ def train_command(
     result = train(recipe, paths, device=device, devices=devices, resume=resume, on_epoch=report, max_epochs=epochs)
     figures = result.validation
     if figures.get("ndcg@10") is not None:
+        untrained = figures.get("untrained_ndcg@10")
         print_line(f"validation nDCG@10 (artist excluded): {figures['ndcg@10']:.3f} at the best epoch, "
-                   f"{figures.get('untrained_ndcg@10', float('nan')):.3f} untrained, "
-                   f"ceiling {figures.get('ceiling_ndcg@10') or float('nan'):.3f}")
+                   + (f"{untrained:.3f} untrained, " if untrained is not None else "untrained: measured by the "
+                      "first run only, ")
+                   + f"ceiling {figures.get('ceiling_ndcg@10') or float('nan'):.3f}")
     print_line(f"model: {result.model_dir} (best checkpoint {result.best_checkpoint}, {result.epochs} epochs)")
     return EXIT_OK

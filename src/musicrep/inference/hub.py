@@ -93,7 +93,7 @@ def export_model(model: MusicEncoder, config: dict[str, Any], folder: str | os.P
     if problem:
         raise UsageError(f"the model does not match its config: {problem}")
     data = save_safetensors(tensors, metadata={"format": "pt", "musicrep_version": __version__})
-    config["model_id"] = hashlib.sha256(data).hexdigest()
+    config["model_id"] = identity(data, config)
     # weights first, config.json last: a folder killed half-way fails load's model_id check, never loads wrong
     with atomic_path(out / WEIGHTS_FILE) as tmp:
         tmp.write_bytes(data)
@@ -123,6 +123,15 @@ def _technical_details(config: dict[str, Any], tensors: dict[str, torch.Tensor])
 
 
 # ------------------------------------------------------------------------------------------------- load
+
+
+def identity(weights: bytes, config: dict[str, Any]) -> str:
+    """``model_id``: SHA-256 of the weights and of every other field of ``config.json``, so that neither can
+    change after export without load noticing (an edited sample rate or window would silently change vectors)."""
+    digest = hashlib.sha256(weights)
+    described = json.loads(json.dumps({k: v for k, v in config.items() if k != "model_id"}, default=str))
+    digest.update(json.dumps(described, sort_keys=True).encode())  # as config.json will read back
+    return digest.hexdigest()
 
 
 def model_folder(path: str | os.PathLike[str]) -> Path:
@@ -215,10 +224,11 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     if not weights.is_file():
         raise InputError(f"{weights}: not found")
     data = weights.read_bytes()
-    model_id = hashlib.sha256(data).hexdigest()
+    model_id = identity(data, config)
     if config.get("model_id") not in (None, model_id):
-        raise InputError(f"{weights}: SHA-256 {model_id[:12]}… is not the model_id {str(config['model_id'])[:12]}… "
-                         f"of {folder / CONFIG_FILE} (weights replaced or half-written?)")
+        raise InputError(f"{folder}: the weights and {CONFIG_FILE} are not those exported together (their identity "
+                         f"{model_id[:12]}… is not the model_id {str(config['model_id'])[:12]}…: weights replaced, "
+                         "config edited, or half-written?)")
     try:
         tensors = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:

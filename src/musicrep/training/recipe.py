@@ -191,7 +191,10 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     name = model.pop("name", None)
     if not isinstance(name, str):
         raise UsageError(f"{source}: [model] needs name = \"kim2019\" or another registered model")
-    known = model_parameters(name)
+    try:
+        known = model_parameters(name)
+    except UsageError as exc:
+        raise UsageError(f"{source}: [model] {exc}") from None
     for key, value in model.items():
         if key not in known:
             raise UsageError(f"{source}: unknown key {key!r} in [model] ({name} takes {', '.join(known)})")
@@ -199,6 +202,8 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     tasks = data.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise UsageError(f"{source}: needs at least one [[tasks]] section")
+    for i, task in enumerate(tasks):
+        _check_objective_keys(task, f"tasks[{i}]", source)
     recipe = Recipe(
         model={"name": name, "params": model},
         tasks=[_section(TaskRecipe, task, f"tasks[{i}]", source) for i, task in enumerate(tasks)],
@@ -208,6 +213,26 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     )
     _check_values(recipe, source)
     return recipe
+
+
+_OBJECTIVE_KEYS = {
+    "triplet": {"pos", "neg", "margin", "distance", "mining", "negatives", "exclude_same_artist"},
+    "offline": {"margin", "distance", "triplets"},
+    "contrastive": {"pos", "temperature", "learn_temperature", "temperature_lr"},
+    "classification": set(),
+}
+"""Keys a task may set beside space, objective, weight and name, by objective (others would be ignored)."""
+
+
+def _check_objective_keys(task: Any, where: str, source: str) -> None:
+    if not isinstance(task, dict) or task.get("objective", "triplet") not in _OBJECTIVE_KEYS:
+        return  # reported by the section and value checks
+    objective = task.get("objective", "triplet")
+    allowed = _OBJECTIVE_KEYS[objective] | {"space", "objective", "weight", "name"}
+    ignored = sorted(k for k in task if k not in allowed and k in {f.name for f in fields(TaskRecipe)})
+    if ignored:
+        raise UsageError(f"{source}: {ignored[0]!r} in [{where}] does not apply to the {objective} objective "
+                         f"(it takes {', '.join(sorted(_OBJECTIVE_KEYS[objective])) or 'no options'})")
 
 
 def _section(cls: type, values: Any, where: str, source: str):

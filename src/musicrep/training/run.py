@@ -102,6 +102,8 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
     if devices < 1:
         raise UsageError(f"--devices must be at least 1 (got {devices})")
     settings = recipe.train
+    if max_epochs is not None and max_epochs < 1:
+        raise UsageError(f"--epochs must be at least 1 (got {max_epochs})")
     epochs = max_epochs or settings.epochs
     L.seed_everything(settings.seed, workers=True, verbose=False)
     stores = {name: _open_store(paths.features / name) for name in ("train", "val")}
@@ -113,8 +115,8 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
         if not targets[task.name].valid.any():
             raise UsageError(f"{paths.targets / task.space}: no training track has a vector in this space")
         if task.objective == "classification" and targets[task.name].labels is None:
-            raise UsageError(f"task {task.name}: classification needs a tag space ({task.space} is "
-                             f"{spaces[task.name].model.analyzer.kind})")
+            raise UsageError(f"{recipe.path}: task {task.name}: classification needs a tag space ({task.space} is "
+                             f"a {spaces[task.name].model.analyzer.kind} space)")
 
     model_config = _model_config(recipe, stores["train"], spaces, targets)
     torch.manual_seed(settings.seed)
@@ -144,10 +146,14 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
                        validate=validation is not None, on_epoch=on_epoch, resume=resume)
     last = paths.out / "checkpoints" / "last.ckpt"
     resuming = resume and last.is_file()
+    if resume and not resuming:
+        logger.warning("%s: no checkpoint to resume from: training starts from the first epoch", last)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
         warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")
+        # a new run replaces the earlier run's logs and checkpoints on purpose (--resume continues them)
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         untrained = _untrained_score(trainer, module, data) if validation is not None and not resuming else None
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resuming else None)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -158,6 +164,9 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
     if best_path is not None:
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state, strict=False)
+    for name, objective in module.objectives.items():  # the temperature the contrastive head learned
+        if name in model_config["heads"] and hasattr(objective, "log_temperature"):
+            model_config["heads"][name]["temperature"] = float(objective.log_temperature.detach().exp())
         model_config["validation"] = {"checkpoint": best_path.name, **_validation_figures(best_path, metrics)}
     model_config["validation"] = {**model_config.get("validation", {}),
                                   "ceiling_ndcg@10": validation.ceiling if validation else None}
@@ -349,8 +358,12 @@ def _trainer(recipe: Recipe, out: Path, *, device: str, devices: int, epochs: in
             old.unlink()
     monitor = VAL_METRIC if validate else "loss"
     mode = "max" if validate else "min"
-    callbacks: list[Callback] = [ModelCheckpoint(dirpath=checkpoints, filename="best-{epoch:03d}", monitor=monitor,
-                                                 mode=mode, save_top_k=1, save_last=True)]
+    # the best by the monitored figure, and last.ckpt after every epoch whatever the figure did (resume)
+    callbacks: list[Callback] = [
+        ModelCheckpoint(dirpath=checkpoints, filename="best-{epoch:03d}", monitor=monitor, mode=mode, save_top_k=1),
+        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
+                        enable_version_counter=False, save_on_train_epoch_end=True),
+    ]
     if validate and recipe.train.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=recipe.train.patience))
     if on_epoch is not None:
