@@ -140,7 +140,9 @@ def test_extract_bad_inputs(demo, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(demo, tmp_path):
-    tid = _playable(demo).head(24)[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
+    # 48 tracks and a kill after the first few: a loaded machine that starves this test's polling still
+    # leaves the killed run mid-way
+    tid = _playable(demo).head(48)[["track_id", "audio_path"]].rename(columns={"audio_path": "filename"})
     tid.to_csv(tmp_path / "tids.csv", index=False)
     args = ["--tidfile", str(tmp_path / "tids.csv"), "--audio-root", str(demo.manifest.audio_root),
             "--crop", "--pad", "--workers", "1"]
@@ -153,9 +155,9 @@ def test_killed_run_resumes_to_identical_results(demo, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         logs = list((tmp_path / "killed" / "logs").glob("*.csv")) if (tmp_path / "killed" / "logs").exists() else []
-        if logs and len(logs[0].read_text().splitlines()) >= 6:
+        if logs and len(logs[0].read_text().splitlines()) >= 4:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     done_before = sum(1 for _ in (tmp_path / "killed").rglob("*.npy"))

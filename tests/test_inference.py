@@ -348,7 +348,7 @@ def test_arrays_match_files_and_are_resampled(model_dir, audio_files):
 @pytest.mark.parametrize(("array", "sr", "message"), [
     (np.zeros(22050, dtype=np.float32), None, r"needs its sample rate"),
     (np.zeros(22050, dtype=np.float32), 0, r"sr must be a positive integer"),
-    (np.zeros(22050, dtype=np.int16), 22050, r"samples must be floats .* int16"),
+    (np.zeros(22050, dtype=np.int16), 22050, r"samples must be floating point \(got dtype int16; divide integer PCM"),
     (np.zeros((22050, 2), dtype=np.float32), 22050, r"looks like \(n, channels\)"),
     (np.zeros((2, 2, 100), dtype=np.float32), 22050, r"expected shape \(n,\) or \(channels, n\)"),
     (np.zeros(0, dtype=np.float32), 22050, r"no samples"),
@@ -556,3 +556,11 @@ def test_embed_command_several_files_after_one_flag(model_dir, audio_files, tmp_
     assert result.exit_code == 0, result.stderr
     _, ids, _ = read_embeddings(tmp_path / "out")
     assert ids[0] == "mid" and re.fullmatch(r"mid-[0-9a-f]{10}", ids[1])
+
+
+def test_the_amplitude_scale_of_float_arrays_does_not_matter(model_dir):
+    # the log-mel is in dB relative to each channel's maximum, so any float scale gives the same vector
+    encoder = load(model_dir)
+    y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(22050 * 4) / 22050).astype(np.float32)
+    y += 0.01 * np.random.default_rng(0).standard_normal(len(y)).astype(np.float32)
+    np.testing.assert_allclose(encoder.embed(y * 1000, sr=22050), encoder.embed(y, sr=22050), atol=1e-4)

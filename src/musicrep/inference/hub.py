@@ -508,7 +508,9 @@ def _checked_array(y: Any, sr: int | None, name: str) -> np.ndarray:
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.floating):
-        raise InputError(f"{name}: samples must be floats in [-1, 1] (got dtype {y.dtype})")
+        # float scale is free (the log-mel is in dB relative to each channel's maximum); integer PCM is ambiguous
+        raise InputError(f"{name}: samples must be floating point (got dtype {y.dtype}; divide integer PCM by its "
+                         "full scale, e.g. y / 32768)")
     if y.size == 0:
         raise InputError(f"{name}: no samples")
     if y.ndim == 1:
