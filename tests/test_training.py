@@ -205,6 +205,9 @@ def test_training_learns_exports_and_loads(demo_run, tmp_path):
     encoder = musicrep.load(run / "model")
     assert set(encoder.config["heads"]) == {"genres", "genre-tags"}
     assert encoder.config["heads"]["genre-tags"]["kind"] == "classification"
+    learned = encoder.config["heads"]["genres"]["temperature"]  # exported as learned, not the initial 0.07
+    assert 0 < learned and learned != pytest.approx(0.07, abs=1e-6)
+    assert encoder.config["validation"]["checkpoint"].startswith("best-")
     store_track = pd.read_csv(run / "features" / "test" / "index.csv", dtype=str).track_id.iloc[0]
     frame = pd.read_parquet(run / "manifest.parquet").set_index("track_id")
     audio = read_audio_root(run) / frame.loc[store_track, "audio_path"]

@@ -162,12 +162,12 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
     if not trainer.is_global_zero:
         return TrainReport(paths.out / "model", best_path, trainer.current_epoch, metrics)
     if best_path is not None:
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state, strict=False)
+        checkpoint = torch.load(best_path, map_location="cpu", weights_only=False)
+        module.load_state_dict(checkpoint["state_dict"], strict=False)
+        model_config["validation"] = {"checkpoint": best_path.name, **_validation_figures(checkpoint, metrics)}
     for name, objective in module.objectives.items():  # the temperature the contrastive head learned
         if name in model_config["heads"] and hasattr(objective, "log_temperature"):
             model_config["heads"][name]["temperature"] = float(objective.log_temperature.detach().exp())
-        model_config["validation"] = {"checkpoint": best_path.name, **_validation_figures(best_path, metrics)}
     model_config["validation"] = {**model_config.get("validation", {}),
                                   "ceiling_ndcg@10": validation.ceiling if validation else None}
     if untrained is not None:
@@ -298,8 +298,8 @@ def _triplet_rows(by_anchor: dict[int, list[tuple[int, int]]]) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def _validation_figures(best_path: Path, metrics: dict[str, float]) -> dict[str, float]:
-    checkpoint = torch.load(best_path, map_location="cpu", weights_only=False)
+def _validation_figures(checkpoint: dict[str, Any], metrics: dict[str, float]) -> dict[str, float]:
+    """The best validation figure and its epoch, from the checkpoint's own record of it."""
     for callback in checkpoint.get("callbacks", {}).values():
         if isinstance(callback, dict) and callback.get("monitor") == VAL_METRIC and callback.get("best_model_score"):
             return {"ndcg@10": float(callback["best_model_score"]), "epoch": int(checkpoint.get("epoch", -1)) + 1}
