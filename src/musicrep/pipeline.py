@@ -24,7 +24,7 @@ from musicrep.data.manifest import read_manifest
 from musicrep.data.partition import SPLITS, SUMMARY_FILE, PartitionConfig, partition, write_partitions
 from musicrep.data.sources import Problem, ProgressFn
 from musicrep.data.sources.demo import DemoSource, plan_collection
-from musicrep.features.extract import ExtractConfig, extract
+from musicrep.features.extract import ExtractConfig, extract, latest_states
 from musicrep.features.merge import STATS_FILE, merge
 from musicrep.fileio import atomic_path, ensure_dir, write_json
 from musicrep.tables import read_tidfile
@@ -202,9 +202,8 @@ def run_demo(
         [f"features/{name}/features.npy" for name in SPLITS] + [f"features/{STATS_FILE}"], run_merge,
         force=force or not report.stages[-1].skipped,
     ))
-    log = pd.read_csv(features_dir / "extract_log.csv", dtype=str, keep_default_na=False)
-    failed = log[log.status == "failed"]
-    report.problems += [Problem(r.track_id, f"features/{r.track_id}", r.message, "failed") for r in failed.itertuples()]
+    report.problems += [Problem(track_id, f"features/{track_id}", state.message, "failed")
+                        for track_id, state in sorted(latest_states(features_dir).items()) if state.status == "failed"]
 
     if on_stage:
         on_stage("targets")

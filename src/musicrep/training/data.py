@@ -184,21 +184,17 @@ class TripletBatchSampler(PartnerBatchSampler):
             yield self.triplets[rng.integers(0, len(self.triplets), size=per_batch)].ravel().tolist()
 
 
-class CropDataset(Dataset):
-    """``(row, crop_seed)`` -> a random crop ``(channels, n_mels, crop_frames)`` in dB (float32) and the row.
+class StoreDataset(Dataset):
+    """A dataset over a merged store that each loader process opens itself (memory-mapped, on first use).
 
     Parameters
     ----------
     store_dir : Path
-        A merged store (opened lazily in each loader process).
-    crop_frames : int
-    augment : AugmentRecipe
+        A merged store.
     """
 
-    def __init__(self, store_dir: Path, crop_frames: int, augment: AugmentRecipe | None = None) -> None:
+    def __init__(self, store_dir: Path) -> None:
         self.store_dir = Path(store_dir)
-        self.crop_frames = crop_frames
-        self.augment = augment or AugmentRecipe()
         self._store: FeatureStore | None = None
 
     @property
@@ -215,6 +211,22 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.store)
 
+
+class CropDataset(StoreDataset):
+    """``(row, crop_seed)`` -> a random crop ``(channels, n_mels, crop_frames)`` in dB (float32) and the row.
+
+    Parameters
+    ----------
+    store_dir : Path
+    crop_frames : int
+    augment : AugmentRecipe
+    """
+
+    def __init__(self, store_dir: Path, crop_frames: int, augment: AugmentRecipe | None = None) -> None:
+        super().__init__(store_dir)
+        self.crop_frames = crop_frames
+        self.augment = augment or AugmentRecipe()
+
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         row, crop_seed = item
         rng = np.random.default_rng(crop_seed)
@@ -223,22 +235,15 @@ class CropDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))), int(row)
 
 
-class WindowDataset(Dataset):
+class WindowDataset(StoreDataset):
     """Row -> every window of the track's valid frames ``(n_windows, channels, n_mels, window)`` and the row.
 
     The windows are :func:`musicrep.models.encoder.window_starts`'s, as inference takes them.
     """
 
     def __init__(self, store_dir: Path, window: int) -> None:
-        self.store_dir = Path(store_dir)
+        super().__init__(store_dir)
         self.window = window
-        self._store: FeatureStore | None = None
-
-    store = CropDataset.store
-    __getstate__ = CropDataset.__getstate__
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     def __getitem__(self, row: int) -> tuple[torch.Tensor, int]:
         store = self.store

@@ -110,7 +110,8 @@ class TrainRecipe:
     crop_frames : int
         Random crops of this many frames inside the valid frames (216, about 2.5 s); also the inference window.
     group_size : int
-        Tracks per group of near-identical targets in a batch (P x K sampling, K), so anchors have positives.
+        Tracks per anchor in a batch: the anchor and up to ``group_size - 1`` of its positives, so anchors
+        have positives in their batch.
     patience : int
         Early stopping: epochs without a better validation nDCG@10 (0: never stop early).
     num_workers : int

@@ -27,7 +27,7 @@ from musicrep.features.merge import FeatureStore
 from musicrep.models import build_encoder
 from musicrep.models.encoder import FORMAT_VERSION, MusicEncoder
 from musicrep.targets.space import Space, load_space
-from musicrep.training.data import TaskTargets, align_targets, artist_codes, positive_partners, store_track_ids
+from musicrep.training.data import align_targets, artist_codes, positive_partners, store_track_ids
 from musicrep.training.objectives import build_objective, head_of
 from musicrep.training.recipe import Recipe
 
@@ -118,9 +118,9 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
             raise UsageError(f"{recipe.path}: task {task.name}: classification needs a tag space ({task.space} is "
                              f"a {spaces[task.name].model.analyzer.kind} space)")
 
-    model_config = _model_config(recipe, stores["train"], spaces, targets)
     torch.manual_seed(settings.seed)
     backbone = build_encoder(recipe.model["name"], **recipe.model["params"])
+    model_config = _model_config(recipe, stores["train"], spaces, embedding_dim=int(backbone.embedding_dim))
     mean, std = _statistics(paths.features, stores["train"])
     objectives = {t.name: build_objective(t, embedding_dim=backbone.embedding_dim,
                                           space_dim=spaces[t.name].model.dims,
@@ -129,13 +129,14 @@ def train(recipe: Recipe, paths: RunPaths, *, device: str = "auto", devices: int
     encoder = MusicEncoder(backbone, torch.from_numpy(mean), torch.from_numpy(std), heads)
     model_config["heads"] = {name: {**objectives[name].head_config(), "space": spaces[name].name,
                                     "space_id": spaces[name].space_id} for name in heads}
-    validation = _validation(recipe, spaces, val_ids, paths.manifest, stores["val"])
+    artist_names = _artists(paths.manifest, spaces)
+    validation = _validation(recipe, spaces, val_ids, artist_names, stores["val"])
     triplets = {t.name: _triplets(paths.targets / t.triplets, train_ids) for t in recipe.tasks
                 if t.objective == "offline"}
 
     from musicrep.training.module import EncoderModule, TrainingData
 
-    artists = artist_codes(train_ids, _artists(paths.manifest, spaces))
+    artists = artist_codes(train_ids, artist_names)
     module = EncoderModule(recipe, encoder, objectives, targets, triplets, validation, artists)
     first = recipe.tasks[0]
     partners = positive_partners(targets[first.name], pos=first.pos,
@@ -229,17 +230,16 @@ def _statistics(features_dir: Path, store: FeatureStore) -> tuple[np.ndarray, np
     raise InputError(f"{features_dir}: no stats.npz (merge writes it with the train store)")
 
 
-def _model_config(recipe: Recipe, store: FeatureStore, spaces: dict[str, Space],
-                  targets: dict[str, TaskTargets]) -> dict[str, Any]:
+def _model_config(recipe: Recipe, store: FeatureStore, spaces: dict[str, Space], *,
+                  embedding_dim: int) -> dict[str, Any]:
     extraction = dict(store.params.get("extract_config") or {})
     if not extraction:
         raise InputError(f"{store.path}/store.json: no extract_config (not merged by musicrep merge?)")
-    backbone = build_encoder(recipe.model["name"], **recipe.model["params"])
     return {
         "format_version": FORMAT_VERSION,
         "musicrep_version": __version__,
         "model": {"name": recipe.model["name"], "params": dict(recipe.model["params"])},
-        "embedding_dim": int(backbone.embedding_dim),
+        "embedding_dim": embedding_dim,
         "window_frames": recipe.train.crop_frames,
         "n_mels": int(store.features.shape[1]),
         "channels": int(store.features.shape[3]),
@@ -250,7 +250,7 @@ def _model_config(recipe: Recipe, store: FeatureStore, spaces: dict[str, Space],
     }
 
 
-def _validation(recipe: Recipe, spaces: dict[str, Space], val_ids: list[str], manifest: Path | None,
+def _validation(recipe: Recipe, spaces: dict[str, Space], val_ids: list[str], artists: pd.Series,
                 store: FeatureStore):
     """The first task's space vectors of the val tracks and their artists (None when val is empty)."""
     from musicrep.training.module import Validation
@@ -262,8 +262,8 @@ def _validation(recipe: Recipe, spaces: dict[str, Space], val_ids: list[str], ma
         logger.warning("%s: fewer than two validation tracks with a %s vector: no validation, the last epoch is "
                        "exported", store.path, first.space)
         return None
-    artists = _artists(manifest, spaces)
-    names = pd.Series([val_ids[r] for r in rows]).map(artists).fillna("").to_numpy(dtype=object)
+    # artists as the batches and partitions see them: normalized names, a track without one its own artist
+    names = artist_codes([val_ids[r] for r in rows], artists)
     relevance = targets.vectors[rows]
     ceiling = ndcg_at_k(relevance, relevance, k=10, artists=names, exclude_same_artist=True).value
     return Validation(relevance=relevance, rows=rows, artists=names, ceiling=float(ceiling))
