@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,dask,ffmpeg,train]'
+	$(BIN)/pip install --quiet -e '.[dev,dask,ffmpeg,train,eval,search,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from conftest import run_cli, run_musicrep
 
 STAGES = ["align", "partition", "extract", "merge", "embed-tags", "embed-text", "mine-triplets", "train",
-          "embed", "evaluate", "index", "search", "serve", "run", "demo", "info"]
+          "embed", "evaluate", "train-classifier", "classify", "index", "search", "serve", "run", "demo", "info"]
 
 
 def test_every_stage_is_a_command():
@@ -18,7 +18,7 @@ def test_every_stage_is_a_command():
 
 
 def test_unbuilt_stage_says_so_and_exits_2():
-    result = run_musicrep("evaluate", "--config", "x.toml")
+    result = run_musicrep("run", "x.toml")
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not built yet" in lines[0]

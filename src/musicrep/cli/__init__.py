@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from musicrep.cli import data, features, targets, train, use
+from musicrep.cli import classify, data, evaluate, features, search, serve, targets, train, use
 from musicrep.cli.common import configure_logging, guarded
 from musicrep.errors import UsageError
 
@@ -52,15 +52,17 @@ COMMANDS = {
     "mine-triplets": targets.mine_triplets_command,
     "embed": use.embed_command,
     "train": train.train_command,
+    "evaluate": evaluate.evaluate_command,
+    "train-classifier": classify.train_classifier_command,
+    "classify": classify.classify_command,
+    "index": search.index_command,
+    "search": search.search_command,
+    "serve": serve.serve_command,
     "demo": data.demo,
 }
 """Command name -> its function (already wrapped by :func:`~musicrep.cli.common.guarded`)."""
 
 PLANNED = {
-    "evaluate": "Evaluate embeddings: retrieval and classification metrics, report.",
-    "index": "Build a vector index of embeddings.",
-    "search": "Query a vector index.",
-    "serve": "Serve search over HTTP with a web page.",
     "run": "Run every stage of a TOML config into one run directory.",
 }
 """Stages not built yet: each answers with one line and exit 2."""
