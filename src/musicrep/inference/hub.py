@@ -211,11 +211,15 @@ def extraction_config(data: Any, *, where: str) -> ExtractConfig:
 def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Encoder:
     """Load a model folder (or its ``config.json`` / ``model.safetensors``) as an :class:`Encoder`.
 
+    A folder that also holds classifier files (``musicrep train-classifier``) loads as a
+    :class:`~musicrep.inference.classifier.Classifier`, an Encoder that also classifies.
+
     Raises
     ------
     InputError
         A file is missing or malformed, the weights were replaced after export (``model_id``), or
-        their tensors do not match the config (missing, unexpected, other shape); names the file.
+        their tensors do not match the config (missing, unexpected, other shape); the same for the
+        classifier files (``classifier_id``); names the file.
     """
     device = _device(device)
     folder = model_folder(path)
@@ -241,7 +245,12 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     model.to(device).eval()
     if device.type == "cpu":  # channels-last convolutions run ~1.5-2x faster with oneDNN; values equal to ~1e-7
         model.to(memory_format=torch.channels_last)
-    return Encoder(config=config, model=model, model_id=model_id, device=device, path=folder)
+    encoder = Encoder(config=config, model=model, model_id=model_id, device=device, path=folder)
+    from musicrep.inference import classifier  # (imports this module)
+
+    if classifier.has_classifier(folder):  # a classification model: checked as strictly as the encoder
+        return classifier.attach_classifier(encoder)
+    return encoder
 
 
 def _device(device: str | torch.device) -> torch.device:
