@@ -62,7 +62,7 @@ def test_single_label_separable_and_random_against_sklearn():
     vectors, labels = single_label_data(separable=True)
     result = probe_tagset(vectors, labels, tagset="genres")
     assert result.kind == SINGLE
-    assert result.metrics == {"accuracy": 1.0, "macro_f1": 1.0}
+    assert result.metrics == {"accuracy": 1.0, "macro_f1": 1.0, "roc_auc": 1.0}
     assert result.unscorable == [] and result.chosen["val_score"] == 1.0
     assert result.chosen["model"] == "logistic" and result.chosen["val_metric"] == "macro_f1"
     assert list(result.per_label.columns) == ["label", "n_train", "n_val", "n_test", "f1"]
@@ -106,8 +106,14 @@ def test_metrics_by_hand():
     scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     metrics, per_label, unscorable = score_labels(SINGLE, ["a", "b"], [["a"], ["b"], ["a"], ["a"]], scores)
     assert metrics["accuracy"] == 0.75
-    assert per_label == {"a": {"f1": pytest.approx(0.8)}, "b": {"f1": pytest.approx(2 / 3)}}
-    assert metrics["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    # one-vs-rest ROC-AUC: every a-row scores a higher than the b-row does (0.9, 0.4, 0.7 > 0.2), and the
+    # b-row scores b higher than the a-rows (0.8 > 0.1, 0.6, 0.3): 1 each, although row 2 is misclassified
+    assert per_label == {"a": {"f1": pytest.approx(0.8), "roc_auc": 1.0},
+                         "b": {"f1": pytest.approx(2 / 3), "roc_auc": 1.0}}
+    assert metrics["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2) and metrics["roc_auc"] == 1.0
+    scores[1] = [0.5, 0.5]  # the b-row now scores a 0.5, above the a-row's 0.4: AUC(a) = 2/3; b's 0.5 beats 0.1, 0.3
+    metrics, per_label, _ = score_labels(SINGLE, ["a", "b"], [["a"], ["b"], ["a"], ["a"]], scores)
+    assert per_label["a"]["roc_auc"] == pytest.approx(2 / 3) and per_label["b"]["roc_auc"] == pytest.approx(2 / 3)
 
 
 def test_thresholds_maximize_f1_on_val():

@@ -12,7 +12,14 @@ from scipy import sparse
 
 from musicrep.errors import InputError, UsageError
 from musicrep.evaluation import retrieval
-from musicrep.evaluation.retrieval import RESOLUTION, map_at_k, ndcg_at_k, ndcg_ceiling, precision_at_k
+from musicrep.evaluation.retrieval import (
+    RESOLUTION,
+    map_at_k,
+    ndcg_at_k,
+    ndcg_ceiling,
+    precision_at_k,
+    retrieval_metrics,
+)
 
 L3 = math.log2(3)
 
@@ -368,3 +375,130 @@ def test_memory_stays_bounded_at_20000_items():
     assert result.queries == n
     assert 0.5 < result.value < 1.0
     assert peak < 400 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+# ---------------------------------------------------------------------------
+# one pass: every metric at every k, both candidate rules
+
+
+def test_one_pass_equals_the_single_k_functions_bit_for_bit(collection, monkeypatch):
+    emb, labels, rel, artists = collection["emb"], collection["labels"], collection["rel"], collection["artists"]
+    ks = (1, 3, 10, 59, 80)
+    for block, chunk in ((8192, 1024), (5, 7)):
+        monkeypatch.setattr(retrieval, "BLOCK", block)
+        scores = retrieval_metrics(emb, labels=labels, relevance={"joint": rel, "": rel}, ks=ks, artists=artists,
+                                   chunk=chunk)
+        assert set(scores) == {"artist_filtered", "unfiltered"}
+        for rule, exclude in (("artist_filtered", True), ("unfiltered", False)):
+            for k in ks:
+                options = {"k": k, "artists": artists, "exclude_same_artist": exclude}
+                for name, single in ((f"precision@{k}", precision_at_k(emb, labels, **options)),
+                                     (f"map@{k}", map_at_k(emb, labels, **options)),
+                                     (f"ndcg_joint@{k}", ndcg_at_k(emb, rel, **options)),
+                                     (f"ndcg@{k}", ndcg_at_k(emb, rel, **options))):
+                    result = scores[rule][name]
+                    np.testing.assert_array_equal(result.per_query, single.per_query)
+                    assert (result.value, result.queries, result.skipped) == pytest.approx(
+                        (single.value, single.queries, single.skipped), nan_ok=True)
+                    assert result.name == name
+
+
+def test_one_pass_hand_computed_at_several_k():
+    labels = [{"rock"}, {"rock", "pop"}, {"jazz"}, {"pop"}]
+    emb = TINY_EMB[:4]  # item 0 ranks 3, 2, 1; item 1 ranks 2, 3, 0; item 3 ranks 0, 2, 1
+    scores = retrieval_metrics(emb, labels=labels, relevance={"tags": TINY_REL[:4]}, ks=(1, 2, 3, 10))["unfiltered"]
+    _check(scores["precision@1"], [0.0, 0.0, math.nan, 0.0])
+    _check(scores["precision@2"], [0.0, 0.5, math.nan, 0.0])
+    _check(scores["precision@3"], [1 / 3, 2 / 3, math.nan, 1 / 3])
+    _check(scores["precision@10"], [1 / 3, 2 / 3, math.nan, 1 / 3])  # k beyond the 3 candidates: 3 retrieved
+    _check(scores["map@3"], [1 / 3, (1 / 2 + 2 / 3) / 2, math.nan, 1 / 3])
+    _check(scores["map@10"], [1 / 3, (1 / 2 + 2 / 3) / 2, math.nan, 1 / 3])  # normalized by R, not k
+    assert (scores["precision@1"].queries, scores["precision@1"].skipped) == (3, 1)
+    _check(scores["ndcg_tags@2"], [(0.6 / L3) / (1 + 0.6 / L3), 0.6 / (1 + 0.6 / L3),
+                                   (0.6 + 0.8 / L3) / (0.8 + 0.6 / L3), (0.8 / L3) / 0.8])
+    # the artist filter: 0 and 1 share an artist, so 0 has no relevant candidate left by its labels
+    filtered = retrieval_metrics(emb, labels=labels, ks=(1, 3), artists=["a", "a", "b", "c"])["artist_filtered"]
+    _check(filtered["precision@3"], [math.nan, 1 / 2, math.nan, 1 / 3])  # 1: ranks 2, 3 (0 removed): 3 shares pop
+    _check(filtered["map@3"], [math.nan, (1 / 2) / 1, math.nan, (1 / 3) / 1])
+    assert filtered["precision@3"].skipped == 2
+
+
+@pytest.mark.parametrize("distinct", [2, 6])
+def test_rankings_match_brute_force_with_masses_of_ties(monkeypatch, distinct):
+    """Exact duplicates: with 2 distinct vectors the ties overflow every screened list (the exact second pass
+    ranks them); with 6, most lists hold their ties."""
+    rng = np.random.default_rng(5)
+    emb = np.concatenate([rng.standard_normal((distinct, 8))[rng.integers(0, distinct, size=200)],
+                          rng.standard_normal((100, 8))])
+    emb[[4, 77]] = 0.0
+    artists = [f"a{a}" for a in rng.integers(0, 40, size=300)]
+    monkeypatch.setattr(retrieval, "BLOCK", 64)
+    rankings = retrieval.rank(emb, depth=20, artists=artists, rules=retrieval.RULES, chunk=50)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    unit = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
+    for rule, ranking in rankings.items():
+        assert ranking.depth == 20 and ranking.candidates.shape == (300, 20)
+        for q in (0, 4, 77, 150, 250, 299):
+            keys = np.trunc((unit[q][None, :] * unit).sum(axis=1) / RESOLUTION)  # each pair's float64 sum
+            allowed = [c for c in range(300) if c != q and (rule == "unfiltered" or artists[c] != artists[q])]
+            expected = sorted(allowed, key=lambda c: (-keys[c], c))[:20]
+            assert ranking.candidates[q].tolist() == expected, (rule, q)
+    assert rankings["unfiltered"].candidates[4].tolist() == [c for c in range(21) if c != 4]  # zero row: by index
+
+
+def test_label_sets_without_lookup_table_or_dense_labels(collection, monkeypatch):
+    expected = retrieval_metrics(collection["emb"], labels=collection["labels"], ks=(5,), artists=collection["artists"])
+    monkeypatch.setattr(retrieval, "_SET_TABLE", 1)
+    for dense in (256, 0):  # dense rows, then sparse products
+        monkeypatch.setattr(retrieval, "_DENSE_LABELS", dense)
+        found = retrieval_metrics(collection["emb"], labels=collection["labels"], ks=(5,),
+                                  artists=collection["artists"])
+        for rule in expected:
+            for name in ("precision@5", "map@5"):
+                np.testing.assert_array_equal(found[rule][name].per_query, expected[rule][name].per_query)
+
+
+def test_step_api_one_ranking_several_tagsets(collection):
+    rankings = retrieval.rank(collection["emb"], depth=10, artists=collection["artists"],
+                              rules=("artist_filtered", "unfiltered"))
+    other = [[t.upper() for t in item] for item in collection["labels"]]
+    for rule, ranking in rankings.items():
+        first = retrieval.label_metrics(ranking, collection["labels"], ks=(10,))
+        second = retrieval.label_metrics(ranking, other, ks=(10,))
+        np.testing.assert_array_equal(first["precision@10"].per_query, second["precision@10"].per_query)
+        graded = retrieval.graded_metrics(ranking, collection["rel"], ks=(10,), metric="ndcg_x")
+        single = ndcg_at_k(collection["emb"], collection["rel"], artists=collection["artists"],
+                           exclude_same_artist=rule == "artist_filtered")
+        np.testing.assert_array_equal(graded["ndcg_x@10"].per_query, single.per_query)
+    assert rankings["unfiltered"].lengths.tolist() == [10] * 60
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: retrieval_metrics(np.eye(3), labels=[["a"]] * 3, ks=()), UsageError, "at least one list length"),
+        (lambda: retrieval_metrics(np.eye(3), labels=[["a"]] * 3, ks=(0, 5)), UsageError, "k must be"),
+        (lambda: retrieval_metrics(np.eye(3), rules=("artist_filtered",)), UsageError, "needs the artists"),
+        (lambda: retrieval_metrics(np.eye(3), rules=("nearest",)), UsageError, "rules must be"),
+        (lambda: retrieval_metrics(np.eye(3), relevance={"joint": np.eye(2)}), InputError,
+         r"relevance\['joint'\]: expected 3 rows"),
+        (lambda: retrieval.rank(np.eye(3), depth=0), UsageError, "depth must be"),
+    ],
+)
+def test_one_pass_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("mode", MODES, ids=["exclude-artist", "keep-artist", "no-artists"])
+def test_ideal_lists_from_all_gains_or_screened_agree(collection, mode, monkeypatch):
+    """Few distinct relevance vectors take every gain at once; many are screened: the same nDCG, bit for bit."""
+    artists = collection["artists"] if mode[0] else None
+    options = {"artists": artists, "exclude_same_artist": mode[1]}
+    for k in (1, 10, 80):
+        direct = ndcg_at_k(collection["emb"], collection["rel"], k=k, **options)
+        monkeypatch.setattr(retrieval, "_FEW_DISTINCT", 0)
+        monkeypatch.setattr(retrieval, "BLOCK", 7)
+        screened = ndcg_at_k(collection["emb"], collection["rel"], k=k, **options)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(direct.per_query, screened.per_query)

@@ -62,6 +62,10 @@ class RunReport:
     """Validation nDCG@10 of the trained model, of the same network untrained, and the ceiling."""
     embeddings: dict[str, int] = field(default_factory=dict)
     """Tracks embedded per split."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """``RUN/report/metrics.json``: the test-split evaluation of the model next to the baselines."""
+    index: dict[str, Any] = field(default_factory=dict)
+    """``RUN/index``: tracks indexed, and the tracks that could not be (the demo's broken files)."""
 
     @property
     def unexpected(self) -> list[Problem]:
@@ -138,8 +142,9 @@ def run_demo(
     on_progress : callable, optional
         ``(done, total)`` within a stage.
     train : bool
-        Train ``configs/demo.toml``, export ``RUN/model`` and embed the three splits into ``RUN/embeddings``
-        (False: stop after the triplets).
+        Train ``configs/demo.toml``, export ``RUN/model``, embed the three splits into ``RUN/embeddings``,
+        evaluate them on the test split next to the baselines (``RUN/report``) and index every track
+        (``RUN/index``) (False: stop after the triplets).
     on_epoch : callable, optional
         ``(epoch, metrics)`` after each training epoch.
     """
@@ -283,6 +288,44 @@ def _train_and_embed(run_dir: Path, report: RunReport, *, force: bool, on_stage:
     report.stages.append(embedded)
     if not report.embeddings:
         report.embeddings = {name: len(pd.read_csv(run_dir / "embeddings" / name / "ids.csv")) for name in SPLITS}
+    _evaluate_and_index(run_dir, report, embedded, force=force, on_stage=on_stage, on_progress=on_progress)
+
+
+def _evaluate_and_index(run_dir: Path, report: RunReport, embedded: StageResult, *, force: bool,
+                        on_stage: Callable[[str], None] | None, on_progress: ProgressFn | None) -> None:
+    """The demo's use stages: the test-split report (``RUN/report``) and the search index (``RUN/index``)."""
+    from musicrep.evaluation.evaluate import evaluate
+    from musicrep.search.index import build_index
+
+    if on_stage:
+        on_stage("evaluate")
+    metrics_file = run_dir / "report" / "metrics.json"
+
+    def step(_name: str, done: int, total: int) -> None:
+        if on_progress:
+            on_progress(done, total)
+
+    evaluated = run_stage(
+        run_dir, "evaluate", {"upstream": embedded.config_hash}, ["report/metrics.json", "report/report.md"],
+        lambda: evaluate(run_dir, on_progress=step), force=force or not embedded.skipped,
+    )
+    report.stages.append(evaluated)
+    report.metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+
+    if on_stage:
+        on_stage("index")
+    summary = run_dir / "index" / "build.json"
+
+    def index_all() -> None:
+        built = build_index(run_dir / "index", run=run_dir, on_progress=on_progress)
+        write_json({"indexed": built.n_indexed, "failed": [list(item) for item in built.failed]}, summary)
+
+    indexed = run_stage(
+        run_dir, "index", {"upstream": embedded.config_hash}, ["index/index.json", "index/build.json"], index_all,
+        force=force or not embedded.skipped,
+    )
+    report.stages.append(indexed)
+    report.index = json.loads(summary.read_text(encoding="utf-8"))
 
 
 def read_summary(run_dir: str | Path) -> pd.DataFrame:

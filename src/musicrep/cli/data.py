@@ -165,13 +165,15 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the collection and the splits.")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Processes (default: up to 4).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo finished stages.")] = False,
-    train: Annotated[bool, typer.Option("--train/--no-train", help="Train configs/demo.toml, export RUN/model and embed the splits (--no-train: stop after the triplets).")] = True,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Train configs/demo.toml, export RUN/model, embed the splits, evaluate them and build the search index (--no-train: stop after the triplets).")] = True,
 ) -> int:
     """Run every stage built so far on the generated demo collection, into one run directory.
 
     align, partition, extract, merge, tag and text spaces, triplets, then training
     of the demo recipe (the multi-task CBMI 2019 recipe at demo size), the model
-    folder RUN/model and embeddings of every split in RUN/embeddings.
+    folder RUN/model, embeddings of every split in RUN/embeddings, the test-split
+    report next to the baselines in RUN/report and the search index in RUN/index;
+    ends with the command that serves it.
     """
     from musicrep.pipeline import read_summary, run_demo
 
@@ -200,6 +202,18 @@ def demo(
                    f"the same network untrained, ceiling {_figure(figures.get('ceiling_ndcg@10'))}")
         print_line("embeddings: " + ", ".join(f"{name} {n}" for name, n in report.embeddings.items())
                    + f" tracks in {out / 'embeddings'}")
+    if report.metrics:
+        from musicrep.evaluation.report import main_table, markdown_table
+
+        print_line(f"evaluation on the test split (artist filtered; {out / 'report' / 'report.md'}):")
+        for line in markdown_table(*main_table(report.metrics)):
+            print_line(line)
+    if report.index:
+        failed = report.index["failed"]
+        broken = sum(track_id in report.expected for track_id, _ in failed)
+        print_line(f"index: {report.index['indexed']} tracks in {out / 'index'}; {len(failed)} not indexable "
+                   f"({broken} of them the demo's broken files)")
+        print_line(f"serve it: musicrep serve --index {out / 'index'}   (then open http://127.0.0.1:8000/)")
     mined = report.triplets
     print_line(f"triplets ({mined['space']} space): {mined['triplets']} from {mined['anchors']} train anchors over "
            f"{mined['unique_vectors']} unique target vectors; {mined['anchors_with_positive']} anchors have a positive")

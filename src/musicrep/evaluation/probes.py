@@ -353,10 +353,10 @@ def score_labels(kind: str, labels: Sequence[str], truth: Sequence[Sequence[str]
     -------
     metrics : dict[str, float]
         ``roc_auc`` and ``pr_auc`` (multi-label; macro over the labels with a positive and a negative),
-        or ``accuracy`` and ``macro_f1`` (single-label; macro over the labels with a positive). NaN when
-        no label can be scored.
+        or ``accuracy``, ``macro_f1`` and one-vs-rest ``roc_auc`` (single-label; macro over the labels
+        with a positive, ROC-AUC only where another label is present too). NaN when no label can be scored.
     per_label : dict[str, dict[str, float]]
-        Label -> ``{"roc_auc", "pr_auc"}`` or ``{"f1"}``, for the scored labels.
+        Label -> ``{"roc_auc", "pr_auc"}`` or ``{"f1", "roc_auc"}``, for the scored labels.
     unscorable : list[tuple[str, str]]
         The other labels, with the reason.
     """
@@ -392,8 +392,12 @@ def score_labels(kind: str, labels: Sequence[str], truth: Sequence[Sequence[str]
     if present:
         f1s = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
         per_label = {labels[j]: {"f1": float(f)} for j, f in zip(present, f1s, strict=True)}
+        for j in present:  # one-vs-rest ROC-AUC too: comparable with multi-label tagsets, and blind to thresholds
+            if len(present) > 1:
+                per_label[labels[j]]["roc_auc"] = float(roc_auc_score(y_true == j, scores[rows, j]))
     metrics = {"accuracy": float((y_true == y_pred).mean()) if rows else float("nan"),
-               "macro_f1": _mean([v["f1"] for v in per_label.values()])}
+               "macro_f1": _mean([v["f1"] for v in per_label.values()]),
+               "roc_auc": _mean([v["roc_auc"] for v in per_label.values() if "roc_auc" in v])}
     return metrics, per_label, unscorable
 
 
