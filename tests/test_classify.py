@@ -134,7 +134,7 @@ def test_train_classifier_writes_a_model_folder_with_choices_and_thresholds(trai
     assert selection["val_metric"] == "macro_f1" and selection["head"]["name"] == "genre-tags"
     better = "head" if selection["head"]["val_score"] > selection["probe"]["val_score"] else "probe"
     assert selection["kept"] == better
-    assert set(genres["test"]) == {"accuracy", "macro_f1"}
+    assert set(genres["test"]) == {"accuracy", "macro_f1", "roc_auc"}
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Classifier (generated)" in card and "| genres | single-label | 6 |" in card
     assert card.startswith((trained_run / "model" / "MODEL_CARD.md").read_text().split("\n")[0])
@@ -263,7 +263,15 @@ def test_edited_or_foreign_classifier_files_are_refused(trained, tmp_path):
 
 
 def test_cli_refusals_are_one_line(trained, trained_run, tmp_path):
+    other_encoder = tmp_path / "other-encoder"  # another model folder: --out must not overwrite its weights
+    shutil.copytree(trained_run / "model", other_encoder)
+    weights = (other_encoder / "model.safetensors").read_bytes()
+    (tmp_path / "a-file").write_text("x")
     cases = [
+        (("train-classifier", "--model", trained_run / "model", "--run", trained_run, "--out", other_encoder),
+         "exists and is not a classifier folder (no classifier.json)"),
+        (("train-classifier", "--model", trained_run / "model", "--run", trained_run, "--out", tmp_path / "a-file"),
+         "is a file"),
         (("classify", "--model", trained_run / "model", "a.wav"), "a model folder without a classifier"),
         (("classify", "--model", trained["dir"]), "give one or more audio files"),
         (("classify", "--model", trained["dir"], "--top", "0", "a.wav"), "top must be a positive number"),
@@ -279,6 +287,7 @@ def test_cli_refusals_are_one_line(trained, trained_run, tmp_path):
         assert result.exit_code == 2, (args, result.stdout)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert (other_encoder / "model.safetensors").read_bytes() == weights
 
     bare = tmp_path / "bare"  # partitions and a manifest, but neither embeddings nor stores
     bare.mkdir()

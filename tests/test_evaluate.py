@@ -290,6 +290,26 @@ def test_a_run_without_a_model(plain_run, tmp_path):
     assert "map of the test embeddings of model" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_vectors_of_another_model_need_only_vectors_and_ids(plain_run, tmp_path):
+    """A folder per split with vectors.npy and ids.csv (no failed.csv, no embed_config.json) is evaluated."""
+    theirs = tmp_path / "theirs"
+    for split in SPLITS:
+        (theirs / split).mkdir(parents=True)
+        for name in ("vectors.npy", "ids.csv"):
+            shutil.copy(plain_run / "embeddings" / split / name, theirs / split / name)
+    result = run_cli("evaluate", "--run", plain_run, "--embeddings", f"theirs={theirs}", "--out", tmp_path / "r",
+                     *QUICK)
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    ours, brought = metrics["methods"]["model"], metrics["methods"]["theirs"]
+    assert brought["dim"] == 32 and brought["retrieval"] == ours["retrieval"]  # the same vectors, the same figures
+    (theirs / "test" / "ids.csv").write_text("trackid\nx\n")
+    result = run_cli("evaluate", "--run", plain_run, "--embeddings", f"theirs={theirs}", "--out", tmp_path / "r",
+                     *QUICK)
+    assert result.exit_code == 2
+    assert "theirs/test/ids.csv: no track_id column (read the header 'trackid'" in result.stderr
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -23,7 +23,9 @@ def test_demo_command_end_to_end(tmp_path):
                  "done/merge.json", "features/train/features.npy", "features/val/index.csv",
                  "features/test/store.json", "features/stats.npz", "done/train.json", "done/embed.json",
                  "model/model.safetensors", "model/config.json", "model/MODEL_CARD.md", "checkpoints/last.ckpt",
-                 "embeddings/train/vectors.npy", "embeddings/val/ids.csv", "embeddings/test/embed_config.json"):
+                 "embeddings/train/vectors.npy", "embeddings/val/ids.csv", "embeddings/test/embed_config.json",
+                 "done/evaluate.json", "report/metrics.json", "report/report.md", "done/index.json",
+                 "index/index.json"):
         assert (run / path).is_file(), path
     done = json.loads((run / "done" / "align.json").read_text())
     assert done["config_hash"] == config_hash({"source": "demo", "tracks": 60, "seed": 0})
@@ -51,10 +53,18 @@ def test_demo_command_end_to_end(tmp_path):
         index = pd.read_csv(run / "features" / name / "index.csv", dtype=str)
         assert ids.track_id.tolist() == index.track_id.tolist()
 
+    # it ends with the evaluation table, the index and the command that serves it
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    assert {"model", "handcrafted", "untrained", "random", "oracle"} <= set(metrics["methods"])
+    assert "| model " in first.stdout and "| handcrafted " in first.stdout
+    assert first.stdout.strip().splitlines()[-1].startswith(f"serve it: musicrep serve --index {run / 'index'}")
+    assert "-inf" not in first.stdout and " nan " not in first.stdout
+
     again = run_cli("demo", "--out", run, "--tracks", "60")
     assert again.exit_code == 0
     assert "align: already done (skipped)" in again.stdout and "partition: already done (skipped)" in again.stdout
     assert "train: already done (skipped)" in again.stdout and "embed: already done (skipped)" in again.stdout
+    assert "evaluate: already done (skipped)" in again.stdout and "index: already done (skipped)" in again.stdout
 
     (run / "partitions" / "train.csv").unlink()  # a lost output makes its stage run again
     repaired = run_cli("demo", "--out", run, "--tracks", "60", "--no-train")

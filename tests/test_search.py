@@ -397,6 +397,74 @@ def test_add_audio_then_query_the_new_track(search_run, searcher, tmp_path):
     assert len(Searcher.open(index)) == len(added)
 
 
+def test_add_a_file_whose_name_is_indexed_gets_its_own_id(search_run, tmp_path):
+    index = tmp_path / "index"
+    shutil.copytree(search_run / "index", index)
+    folders_before = sorted(p.name for p in (index / "embeddings").iterdir())
+    first, second, later = (write_tone(tmp_path / album / name, seconds=3.0, freq=freq) for album, name, freq in
+                            (("alb1", "01.wav", 220.0), ("alb2", "01.flac", 330.0), ("alb3", "01.ogg", 495.0)))
+    both = run_cli("index", "--add", "--index", index, "--audio", first, second)
+    assert both.exit_code == 0 and "2 added" in both.stdout, both.stdout + both.stderr
+    ids = Searcher.open(index).ids[-2:]
+    assert ids[0] == "01" and ids[1].startswith("01-") and ids[1] != "01"
+    # a later call: a different file of an indexed name gets its own id, and the user is told which
+    result = run_cli("index", "--add", "--index", index, "--audio", later)
+    assert result.exit_code == 0 and "1 added" in result.stdout, result.stdout + result.stderr
+    added = Searcher.open(index)
+    new_id = added.ids[-1]
+    assert new_id.startswith("01-") and new_id not in ids and added.audio_path(new_id) == later
+    assert f"added {later} as {new_id}" in result.stdout
+    assert added.by_track(new_id, k=3).hits  # a track like any other
+    # the same file again is still refused, and a call that added nothing leaves no embeddings folder
+    for again in (first, second, later):
+        refused = run_cli("index", "--add", "--index", index, "--audio", again)
+        assert refused.exit_code == 1 and "already indexed" in refused.stderr and "0 added" in refused.stdout
+    assert len(Searcher.open(index)) == len(added)
+    assert len(list((index / "embeddings").iterdir())) == len(folders_before) + 2  # the two calls that added
+    # the kept embeddings folders hold the ids the index gave
+    from musicrep.inference.embed import read_embeddings
+
+    kept = [read_embeddings(p)[1].tolist() for p in sorted((index / "embeddings").glob("added-*"))]
+    assert kept == [ids, [new_id]]
+
+
+def test_a_moved_run_keeps_working_and_a_missing_model_is_said(search_run, searcher, tmp_path):
+    """Index paths inside the run are recorded relative to the index: moving the whole run keeps it working."""
+    run = tmp_path / "before" / "run"
+    run.mkdir(parents=True)
+    for name in ("manifest.parquet", "partitions", "features"):
+        (run / name).symlink_to((search_run / name).resolve())
+    for name in ("targets", "model", "index"):  # real folders in the run, as a user's run has them
+        shutil.copytree((search_run / name).resolve(), run / name)
+    built = run_cli("index", "--run", run)  # reuses the copied index's embeddings: no embedding
+    assert built.exit_code == 1 and "0 embedded now" in built.stdout, built.stdout + built.stderr
+    recorded = json.loads((run / "index" / "index.json").read_text())
+    tag_space = recorded["queries"]["tags"]
+    assert recorded["model"]["path"] == "../model"
+    assert recorded["spaces"][tag_space]["path"] == f"../targets/{tag_space}"
+    moved = tmp_path / "after" / "run_moved"
+    moved.parent.mkdir()
+    (run.parent).rename(tmp_path / "before_gone")  # nothing is left where the run was
+    (tmp_path / "before_gone" / "run").rename(moved)
+    tags = run_cli("search", "--index", moved / "index", "--tags", "rock", "--json")
+    assert tags.exit_code == 0, tags.stderr
+    assert [h["track_id"] for h in json.loads(tags.stdout)["hits"]] == [h.track_id for h in
+                                                                        searcher.by_tags("rock").hits]
+    clip = audio_file(search_run, searcher.ids[3])
+    by_audio = run_cli("search", "--index", moved / "index", "--audio", clip, "--json")
+    assert by_audio.exit_code == 0, by_audio.stderr
+    assert json.loads(by_audio.stdout)["query"]["same_as"] == searcher.by_audio(clip, k=1).query["same_as"]
+    # a path still missing: the line says the index records it, and what to do
+    (moved / "model").rename(moved / "model_elsewhere")
+    line = one_error_line(run_cli("search", "--index", moved / "index", "--audio", clip))
+    assert str(moved / "model") in line and "records that path" in line and "--model" in line
+    given = run_cli("search", "--index", moved / "index", "--audio", clip, "--model", moved / "model_elsewhere")
+    assert given.exit_code == 0, given.stderr
+    (moved / "targets").rename(moved / "targets_elsewhere")
+    line = one_error_line(run_cli("search", "--index", moved / "index", "--tags", "rock"))
+    assert str(moved / "targets" / tag_space) in line and "records that path" in line and "build the index" in line
+
+
 def test_add_an_embeddings_folder_past_the_exact_threshold(search_run, searcher, tmp_path):
     index = tmp_path / "index"
     built = run_cli("index", "--embeddings", search_run / "index" / "embeddings", "--manifest",
@@ -460,6 +528,32 @@ def test_unknown_track_is_one_line(search_run, searcher):
     with pytest.raises(UnknownTrackError):
         searcher.audio_path("no-such-track")
     assert issubclass(UnknownTrackError, InputError)
+
+
+def test_a_track_that_failed_to_index_says_so(search_run, searcher):
+    failed = pd.read_csv(search_run / "index" / "failed.csv", dtype=str, keep_default_na=False)
+    assert len(failed), "the demo's broken files should be listed"
+    track_id, reason = failed.iloc[0]["track_id"], failed.iloc[0]["reason"]
+    with pytest.raises(UnknownTrackError, match="is in the manifest but not indexed") as caught:
+        searcher.by_track(track_id)
+    assert f"(its audio failed: {reason})" in str(caught.value)
+    line = one_error_line(run_cli("search", "--index", search_run / "index", "--track", track_id))
+    assert f"{track_id!r} is in the manifest but not indexed (its audio failed: " in line
+    assert "not in the index" in str(pytest.raises(UnknownTrackError, searcher.by_track, "no-such-track").value)
+
+
+def test_tag_queries_are_echoed_in_the_users_order(search_run, searcher):
+    result = searcher.by_tags("zzzunknown;rock")
+    assert result.query["value"] == ["zzzunknown", "rock"] and result.query["known"] == ["rock"]
+    printed = run_cli("search", "--index", search_run / "index", "--tags", "zzzunknown;rock")
+    assert printed.exit_code == 0 and "tags 'zzzunknown;rock'" in printed.stdout, printed.stdout
+
+
+def test_help_says_the_largest_k():
+    from musicrep.search.query import MAX_K
+
+    shown = run_cli("search", "--help")
+    assert shown.exit_code == 0 and f"from 1 to {MAX_K}" in " ".join(shown.stdout.split()), shown.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -401,6 +401,40 @@ def test_unknown_tracks_are_404(served):
     still_serving(served)
 
 
+def test_exclude_artist_with_a_tag_or_text_query_is_422(served):
+    for query in ({"tags": "rock", "exclude_artist": True}, {"text": "calm piano", "exclude_artist": True}):
+        response = served.client.post("/api/search", json=query)
+        assert response.status_code == 422, response.text
+        assert "exclude_artist goes with track_id or an audio file" in response.json()["detail"]
+    assert served.client.post("/api/search", json={"tags": "rock", "exclude_artist": False}).status_code == 200
+    still_serving(served)
+
+
+def test_error_bodies_show_no_server_paths(served, search_index, searcher):
+    failed = search_index.index / "failed.csv"
+    broken = [line.split(",", 1)[0] for line in failed.read_text().splitlines()[1:]]
+    assert broken, "the demo's broken files should be listed in failed.csv"
+    responses = [
+        served.client.get("/api/tracks/no-such-track"),
+        served.client.get("/api/audio/no-such-track"),
+        served.client.post("/api/search", json={"track_id": "no-such-track"}),
+        served.client.post("/api/search", json={"track_id": broken[0]}),
+        served.client.get(f"/api/tracks/{broken[0]}"),
+        served.client.post("/api/search", json={"tags": "nosuchtag"}),
+        served.client.post("/api/search", files={"file": ("notes.wav", b"not audio at all\n" * 50)}),
+    ]
+    index_forms = {str(search_index.index), str(search_index.index.resolve()), str(search_index.run)}
+    for response in responses:
+        assert response.status_code in (404, 422), response.text
+        detail = response.json()["detail"]
+        assert not any(form in detail for form in index_forms), detail
+        assert not re.search(r"(^|[\s'\"(=])/[\w.-]+/", detail), detail  # no absolute path at all
+    assert "not in the index" in responses[0].json()["detail"]
+    assert "is in the manifest but not indexed" in responses[3].json()["detail"]
+    assert "notes.wav" in responses[-1].json()["detail"]
+    still_serving(served)
+
+
 def test_uploads_that_are_not_audio_are_422_naming_the_file(served, tmp_path):
     cases = {
         "notes.mp3": b"these are not audio samples\n" * 50,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -141,7 +142,7 @@ def partition_command(
 
 
 def _figure(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
+    return f"{value:.3f}" if value is not None and math.isfinite(value) else "n/a"
 
 
 def print_summary(summary, stratify: str | None, top: int = 12) -> None:
@@ -208,14 +209,14 @@ def demo(
         print_line(f"evaluation on the test split (artist filtered; {out / 'report' / 'report.md'}):")
         for line in markdown_table(*main_table(report.metrics)):
             print_line(line)
+    mined = report.triplets
+    print_line(f"triplets ({mined['space']} space): {mined['triplets']} from {mined['anchors']} train anchors over "
+           f"{mined['unique_vectors']} unique target vectors; {mined['anchors_with_positive']} anchors have a positive")
+    print_line(f"run directory: {out}")
     if report.index:
         failed = report.index["failed"]
         broken = sum(track_id in report.expected for track_id, _ in failed)
         print_line(f"index: {report.index['indexed']} tracks in {out / 'index'}; {len(failed)} not indexable "
                    f"({broken} of them the demo's broken files)")
         print_line(f"serve it: musicrep serve --index {out / 'index'}   (then open http://127.0.0.1:8000/)")
-    mined = report.triplets
-    print_line(f"triplets ({mined['space']} space): {mined['triplets']} from {mined['anchors']} train anchors over "
-           f"{mined['unique_vectors']} unique target vectors; {mined['anchors_with_positive']} anchors have a positive")
-    print_line(f"run directory: {out}")
     return EXIT_ITEM_FAILURES if report.unexpected else EXIT_OK

@@ -72,6 +72,9 @@ def index_command(
         else "built"
     print_line(f"{report.index_dir}: {report.n_indexed} tracks ({verb}; {report.n_embedded} embedded now), "
                f"{len(report.failed)} failed; spaces: {spaces}; map: {description['map']['method']}")
+    if report.assigned:
+        for file, track_id in report.assigned:  # ids can differ from the file names: every one is said
+            print_line(f"  added {file} as {track_id}")
     if report.failed:
         print_line(f"  not indexed: {len(report.failed)}" + ("" if add else f" (listed in {report.index_dir / 'failed.csv'})"))
         print_lines([f"{track_id}: {reason}" for track_id, reason in report.failed])
@@ -95,7 +98,8 @@ def search_command(
     audio: Annotated[Path | None, typer.Option(help="An audio file: the tracks that sound like it.")] = None,
     tags: Annotated[str | None, typer.Option(help='Tags, separated by ";" (e.g. "jazz;calm"; "genres:jazz" names the tagset).')] = None,
     text: Annotated[str | None, typer.Option(help="A description in words, in any language of the text space.")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.")] = 10,
+    # 1000 is musicrep.search.query.MAX_K, written out: the CLI imports the search modules only when they run
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of hits, from 1 to 1000.")] = 10,
     exclude_artist: Annotated[bool, typer.Option("--exclude-artist", help="Leave out the query track's artist (track and audio queries).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     model: Annotated[Path | None, typer.Option(help="Model folder (default: the index's); another model is refused.")] = None,

@@ -44,6 +44,7 @@ from musicrep.evaluation.probes import (
 )
 from musicrep.fileio import atomic_path, ensure_dir
 from musicrep.inference.classifier import (
+    CLASSIFIER_CONFIG,
     DEFAULT_THRESHOLD,
     FittedProbe,
     TagsetClassifier,
@@ -94,6 +95,16 @@ class ClassifierReport:
     """Split -> partition tracks without a vector (failed extraction)."""
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that holds anything but an earlier classifier folder: replacing its files would
+    silently destroy what is there (another encoder's weights, embeddings, a report)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file; --out is the classifier folder to write")
+    if out.is_dir() and any(out.iterdir()) and not (out / CLASSIFIER_CONFIG).is_file():
+        raise UsageError(f"{out}: exists and is not a classifier folder (no {CLASSIFIER_CONFIG}); "
+                         "give a new or empty folder, or an earlier classifier to replace")
+
+
 def train_classifier(model_dir: str | Path, run_dir: str | Path, out_dir: str | Path, *,
                      tagsets: Sequence[str] = ("genres",), seed: int = 0, device: str = "cpu", batch_size: int = 64,
                      on_progress: ProgressFn | None = None) -> ClassifierReport:
@@ -129,6 +140,7 @@ def train_classifier(model_dir: str | Path, run_dir: str | Path, out_dir: str | 
     encoder = load(model_dir, device=device)
     if out.resolve() == encoder.path.resolve():
         raise UsageError(f"{out}: this is the encoder's folder; write the classifier to another --out")
+    _check_out(out)
     manifest_path = run / "manifest.parquet"
     manifest = read_manifest(manifest_path)
     unknown = [t for t in tagsets if t not in manifest.tagsets]

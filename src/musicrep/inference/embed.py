@@ -36,6 +36,8 @@ from musicrep.tables import read_tidfile
 
 logger = logging.getLogger(__name__)
 
+REQUIRED_FILES = ("vectors.npy", "ids.csv")
+"""What an embeddings folder must hold to be read (vectors of other models need nothing more)."""
 FILES = ("vectors.npy", "ids.csv", "failed.csv", "embed_config.json")
 INPUT_KINDS = ("store", "tidfile", "manifest", "audio")
 FORMAT_VERSION = 1
@@ -362,20 +364,27 @@ def write_embeddings(out_dir: str | Path, vectors: np.ndarray, ids: Sequence[str
 
 
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, pd.Series, dict[str, Any]]:
-    """``vectors`` (memory-mapped), ``ids`` (row -> track_id) and ``embed_config.json`` of an embeddings folder."""
+    """``vectors`` (memory-mapped), ``ids`` (row -> track_id) and ``embed_config.json`` of an embeddings folder.
+
+    Only ``vectors.npy`` and ``ids.csv`` (a ``track_id`` column) are required, so vectors of any other model
+    can be brought: without ``embed_config.json`` the config is ``{}`` (no model known to have made them).
+    """
     import json
 
     folder = Path(path)
-    absent = [f for f in FILES if not (folder / f).is_file()]
+    absent = [f for f in REQUIRED_FILES if not (folder / f).is_file()]
     if absent:
-        raise InputError(f"{folder}: missing {', '.join(absent)} (not an embeddings folder)")
+        raise InputError(f"{folder}: missing {', '.join(absent)} (not an embeddings folder: vectors.npy + ids.csv)")
     try:
         vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        ids = pd.read_csv(folder / "ids.csv", dtype={"track_id": str}, keep_default_na=False)["track_id"]
-        config = json.loads((folder / "embed_config.json").read_text())
-    except (OSError, ValueError, KeyError) as exc:
+        frame = pd.read_csv(folder / "ids.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        config_file = folder / "embed_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    except (OSError, ValueError) as exc:
         raise InputError(f"{folder}: unreadable embeddings file ({exc})") from exc
-    if vectors.ndim != 2 or len(vectors) != len(ids):
-        raise InputError(f"{folder}: vectors.npy shape {vectors.shape} does not match ids.csv ({len(ids)} rows)")
+    if "track_id" not in frame.columns:
+        raise InputError(f"{folder / 'ids.csv'}: no track_id column (read the header {','.join(frame.columns)!r}; "
+                         "expected one track id per row under a track_id header)")
+    ids = frame["track_id"]
     return vectors, ids, config
 

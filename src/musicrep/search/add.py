@@ -6,11 +6,19 @@ approximate one, calibrated as a build would), their vectors in every target
 space through the same route (the model's head, or the saved linear map), and a
 point on the map (:meth:`~musicrep.search.layout.MapLayout.place`). The model
 must be the index's (``model_id``).
+
+Audio files get their ids as ``musicrep embed`` gives them (the file's name); a
+name already indexed for another file gets the name plus a digest of the file's
+path, as a second file of the same name within one call does. The same file
+added again is refused as already indexed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,7 @@ from musicrep.search.index import (
     ProgressFn,
     embed_into,
     embeddings_folders,
+    load_model,
     next_folder,
     open_space,
     other_model_message,
@@ -35,6 +44,7 @@ from musicrep.search.index import (
     read_ids,
     read_tracks,
     save_vector_index,
+    stored_path,
     write_tracks,
 )
 from musicrep.search.layout import PLACE_NEIGHBOURS, MapLayout
@@ -67,7 +77,7 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
     if sum([bool(audio), embeddings is not None, manifest is not None and embeddings is None]) != 1:
         raise UsageError("--add takes exactly one input: --audio FILE..., --embeddings DIR [--manifest M] or "
                          "--manifest M")
-    encoder = load(model if model is not None else description["model"]["path"], device=device)
+    encoder = load(model, device=device) if model is not None else load_model(index_dir, description, device)
     if encoder.model_id != description["model"]["model_id"]:
         raise UsageError(other_model_message(index_dir, description, encoder))
     ids = read_ids(index_dir, description["count"])
@@ -76,10 +86,12 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
     failed: list[tuple[str, str]] = []
     collection = read_manifest(manifest) if manifest is not None else None
     n_embedded = skipped = 0
+    created: Path | None = None  # the embeddings folder this call made: removed when nothing is added
     if audio:
         report = embed_into(encoder, next_folder(index_dir / "embeddings", "added"), device, batch_size, on_progress,
                         audio=list(audio))
         folders, failed, n_embedded = [report.out_dir], list(report.failed), report.n_embedded
+        created = report.out_dir
     elif embeddings is not None:
         folders = embeddings_folders(Path(embeddings))
         for folder in folders:
@@ -97,25 +109,36 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
             report = embed_into(encoder, next_folder(index_dir / "embeddings", "added"), device, batch_size,
                             on_progress, manifest=manifest, tidfile=tidfile)
             folders, failed, n_embedded = [report.out_dir], list(report.failed), report.n_embedded
+            created = report.out_dir
     new_ids, new_raw = [], []
+    assigned: dict[str, Path] = {}  # --audio: new track id -> its file
     for folder in folders:
         vectors, folder_ids, _ = read_embeddings(folder)
-        for row, track_id in enumerate(folder_ids):
+        if audio:
+            rows, assigned_here, refused = _audio_ids(folder_ids.tolist(), audio, dict(zip(ids, tracks.audio_path,
+                                                                                           strict=True)))
+            failed.extend(refused)
+            assigned.update(assigned_here)
+            # the folder's ids become the index's, so that a later build reusing it reads the same ids
+            write_csv(pd.DataFrame({"row": np.arange(len(folder_ids)), "track_id": rows}), folder / "ids.csv")
+            chosen = [(row, track_id) for row, track_id in enumerate(rows) if track_id in assigned_here]
+        else:
+            chosen = list(enumerate(folder_ids))
+        for row, track_id in chosen:
             if track_id in indexed:
-                if audio:
-                    failed.append((track_id, f"{folder}: track id {track_id!r} is already indexed"))
-                else:
-                    skipped += 1
+                skipped += 1
                 continue
             indexed.add(track_id)
             new_ids.append(track_id)
             new_raw.append(np.asarray(vectors[row], dtype=np.float32))
     if not new_ids:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         return IndexReport(index_dir=index_dir, n_indexed=len(ids), n_added=0, n_embedded=n_embedded,
                            failed=failed, skipped=skipped, description=description)
     raw = np.stack(new_raw)
     audio_vectors = unit_rows(raw)
-    new_tracks = _added_tracks(new_ids, tracks, collection, audio_files=list(audio), description=description)
+    new_tracks = _added_tracks(new_ids, tracks, collection, audio_files=assigned, description=description)
     new_tracks[["x", "y"]] = _place(index_dir, description, tracks, audio_vectors)
     for name, entry in description["spaces"].items():
         if name == AUDIO:
@@ -129,20 +152,82 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
               index_dir / "ids.csv")
     write_tracks(index_dir, pd.concat([tracks, new_tracks], ignore_index=True))
     description["count"] = len(ids) + len(new_ids)
-    description["sources"]["added"].append({"tracks": len(new_ids), "from": [str(f.resolve()) for f in folders]})
+    description["sources"]["added"].append({"tracks": len(new_ids),
+                                            "from": [stored_path(f, index_dir) for f in folders]})
     write_json(description, index_dir / INDEX_FILE)
     return IndexReport(index_dir=index_dir, n_indexed=description["count"], n_added=len(new_ids),
-                       n_embedded=n_embedded, failed=failed, skipped=skipped, description=description)
+                       n_embedded=n_embedded, failed=failed, skipped=skipped, description=description,
+                       assigned=[(str(assigned[t]), t) for t in new_ids if t in assigned])
+
+
+def _audio_ids(embedded: Sequence[str], audio: Sequence[str | Path], indexed_audio: dict[str, str]
+               ) -> tuple[list[str], dict[str, Path], list[tuple[str, str]]]:
+    """The index ids of the rows of an ``--audio`` embeddings folder.
+
+    A row keeps its id when the index does not have it; an id the index has for another file becomes the id
+    plus a digest of the file's path (as :func:`musicrep.inference.embed.tracks_from_audio` makes a second
+    file of the same name within one call); the file itself already indexed is refused.
+
+    Parameters
+    ----------
+    embedded : list of str
+        The folder's ids, in row order (from :func:`~musicrep.inference.embed.tracks_from_audio`).
+    audio : list of path-like
+        The files given.
+    indexed_audio : dict
+        Indexed track id -> its absolute audio path (``""``: none).
+
+    Returns
+    -------
+    rows : list[str]
+        Per row, the id it has in the index (new or refused: its own).
+    assigned : dict[str, Path]
+        New track id -> file, of the rows to add.
+    refused : list[tuple[str, str]]
+        ``(track_id, reason)`` of the files not added.
+    """
+    from musicrep.inference.embed import tracks_from_audio
+
+    files = dict(tracks_from_audio(audio))
+    rows, assigned, refused = [], {}, []
+    for track_id in embedded:
+        file = files[track_id]
+        for candidate in (track_id, _with_digest(track_id, file)):
+            if candidate in indexed_audio and _same_file(indexed_audio[candidate], file):
+                refused.append((track_id, f"{file}: already indexed (track id {candidate!r})"))
+                rows.append(candidate)
+                break
+            if candidate not in indexed_audio and candidate not in assigned:
+                assigned[candidate] = file
+                rows.append(candidate)
+                break
+        else:
+            refused.append((track_id, f"{file}: track ids {track_id!r} and {_with_digest(track_id, file)!r} are "
+                                      "taken by other indexed tracks (rename the file)"))
+            rows.append(track_id)
+    return rows, assigned, refused
+
+
+def _with_digest(track_id: str, file: Path) -> str:
+    """``track_id`` made distinct by a digest of the file's absolute path (the rule of ``tracks_from_audio``)."""
+    return f"{track_id[:100]}-{hashlib.sha1(str(Path(file).absolute()).encode('utf-8')).hexdigest()[:10]}"
+
+
+def _same_file(recorded: str, file: Path) -> bool:
+    if not recorded:
+        return False
+    try:
+        return os.path.samefile(recorded, file)
+    except OSError:  # one of them is gone: compare the names
+        return os.path.abspath(recorded) == os.path.abspath(file)
 
 
 def _added_tracks(ids: Sequence[str], tracks: pd.DataFrame, collection: Manifest | None, *,
-                  audio_files: Sequence[str | Path], description: dict[str, Any]) -> pd.DataFrame:
+                  audio_files: dict[str, Path], description: dict[str, Any]) -> pd.DataFrame:
     """Rows of ``tracks.parquet`` for new tracks: from the manifest when it lists them, else from the audio
-    files' names (title = file name, no tags)."""
-    from musicrep.inference.embed import tracks_from_audio
-
+    files (``audio_files``: id -> file; title = file name, no tags)."""
     known = collection.frame.set_index("track_id") if collection is not None else None
-    files = dict(tracks_from_audio(audio_files))
+    files = audio_files
     rows = []
     for track_id in ids:
         row: dict[str, Any] = {column: "" for column in ("title", "artist", "album", "text", "language", "audio_path")}
@@ -154,7 +239,7 @@ def _added_tracks(ids: Sequence[str], tracks: pd.DataFrame, collection: Manifest
             row["audio_path"] = str(collection.audio_file(listed["audio_path"])) if listed["audio_path"] else ""
             row.update({c: [str(t) for t in listed[c]] for c in row if c.startswith("tags_") and c in listed})
         elif track_id in files:
-            row["title"], row["audio_path"] = Path(files[track_id]).stem, str(Path(files[track_id]).resolve())
+            row["title"], row["audio_path"] = Path(files[track_id]).stem, os.path.abspath(files[track_id])
         rows.append({"track_id": track_id, **row})
     return pd.DataFrame(rows, columns=[c for c in tracks.columns if c not in ("x", "y")]).assign(x=0.0, y=0.0)
 

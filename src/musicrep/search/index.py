@@ -7,7 +7,7 @@ An index folder holds what queries need, and nothing that must be recomputed::
                             searchable spaces and how tracks reach each (head or linear map), their vector
                             indexes, the map layout, the inputs used; written last
     INDEX/ids.csv           row,track_id (row = row of every vectors file)
-    INDEX/tracks.parquet    per track: title, artist, album, text, language, absolute audio path, x, y and
+    INDEX/tracks.parquet    per track: title, artist, album, text, language, audio path, x, y and
                             one tags_<tagset> list column per tagset (what hits show)
     INDEX/vectors/audio.npy unit audio embeddings, float32 (n, embedding_dim)
     INDEX/vectors/SPACE.npy the tracks' audio in each target space (unit rows), for tag and text queries
@@ -24,12 +24,18 @@ Vectors come from embeddings folders made by the same model (``embed_config.json
 where they are (``index.json`` records their folders and ``space_id``); tag
 queries use the tag space that covers the most tagsets, text queries the text
 space, through the model's projection head for that space when it has one.
+
+Paths the index records (model, spaces, sources, audio files) are relative to the
+index folder when they lie in the folder that holds it (the run), so that a run
+moved as a whole keeps working; others are absolute (:func:`stored_path`,
+:func:`recorded_path`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +85,8 @@ class IndexReport:
         ``--add``: tracks already in the index.
     description : dict
         ``index.json``.
+    assigned : list[tuple[str, str]]
+        ``--add --audio``: ``(file, track_id)`` of each file added, the id it was given.
     """
 
     index_dir: Path
@@ -88,6 +96,7 @@ class IndexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0
     description: dict[str, Any] = field(default_factory=dict)
+    assigned: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -184,7 +193,7 @@ def build_index(out_dir: str | Path | None = None, *, model: str | Path | None =
     write_csv(pd.DataFrame(failed, columns=["track_id", "reason"]), out / "failed.csv")
     description = {
         "format_version": FORMAT_VERSION, "musicrep_version": __version__, "count": len(ids),
-        "model": {"model_id": encoder.model_id, "path": str(encoder.path.resolve()),
+        "model": {"model_id": encoder.model_id, "path": stored_path(encoder.path, out),
                   "embedding_dim": encoder.embedding_dim},
         "tagsets": list(collection.tagsets),
         "spaces": {AUDIO: {"kind": "audio", "vectors": f"vectors/{AUDIO}.npy", "index": index_entries[AUDIO]},
@@ -192,10 +201,10 @@ def build_index(out_dir: str | Path | None = None, *, model: str | Path | None =
         "queries": _query_roles(spaces),
         "map": {"method": layout.method, "file": "map.npz"},
         "exact_below": exact_below, "index_kind": kind, "seed": seed,
-        "sources": {"manifest": str(sources.manifest.resolve()),
-                    "run": None if run is None else str(Path(run).resolve()),
-                    "embeddings": [str(p.resolve()) for p in sources.embeddings],
-                    "targets": None if sources.targets is None else str(sources.targets.resolve()), "added": []},
+        "sources": {"manifest": stored_path(sources.manifest, out),
+                    "run": None if run is None else stored_path(run, out),
+                    "embeddings": [stored_path(p, out) for p in sources.embeddings],
+                    "targets": None if sources.targets is None else stored_path(sources.targets, out), "added": []},
     }
     write_json(description, out / INDEX_FILE)
     return IndexReport(index_dir=out, n_indexed=len(ids), n_added=len(ids), n_embedded=n_embedded, failed=failed,
@@ -252,7 +261,7 @@ def _project_spaces(encoder: Any, spaces: dict[str, tuple[Any, str | None]], out
             vectors[name] = linear.apply(audio)
             entries[name] = {"via": "linear", "map": f"linear/{name}.npz", "alpha": linear.alpha,
                              "val_cosine": None if np.isnan(linear.val_cosine) else round(linear.val_cosine, 4)}
-        entries[name].update({"kind": space.model.analyzer.kind, "path": str(space.path.resolve()),
+        entries[name].update({"kind": space.model.analyzer.kind, "path": stored_path(space.path, out),
                               "space_id": space.space_id, "dims": space.model.dims})
     return entries, vectors
 
@@ -486,7 +495,8 @@ def save_vector_index(out: Path, name: str, index: VectorIndex) -> dict[str, Any
 
 
 def tracks_frame(collection: Manifest, ids: Sequence[str], xy: np.ndarray) -> pd.DataFrame:
-    """What hits show, per indexed track, from the manifest (audio paths made absolute)."""
+    """What hits show, per indexed track, from the manifest (absolute audio paths; :func:`write_tracks` stores
+    them as the index records paths)."""
     rows = collection.frame.set_index("track_id").loc[list(ids)]
     frame = pd.DataFrame({"track_id": list(ids)})
     for column in ("title", "artist", "album", "text", "language"):
@@ -499,8 +509,32 @@ def tracks_frame(collection: Manifest, ids: Sequence[str], xy: np.ndarray) -> pd
 
 
 def write_tracks(out: Path, frame: pd.DataFrame) -> None:
+    """Write ``tracks.parquet``, its audio paths as :func:`stored_path` records them."""
+    stored = frame.assign(audio_path=[stored_path(p, out) if p else "" for p in frame["audio_path"]])
     with atomic_path(out / "tracks.parquet") as tmp:
-        frame.to_parquet(tmp, index=False)
+        stored.to_parquet(tmp, index=False)
+
+
+def stored_path(path: str | Path, index_dir: str | Path) -> str:
+    """How the index records a path: relative to the index folder when it lies in the folder that holds the
+    index (the run: moving the run keeps it valid), else absolute. Symbolic links are kept, not resolved."""
+    absolute = Path(os.path.abspath(path))
+    index = Path(os.path.abspath(index_dir))
+    if absolute.is_relative_to(index.parent):
+        return Path(os.path.relpath(absolute, index)).as_posix()
+    return str(absolute)
+
+
+def recorded_path(index_dir: str | Path, recorded: str | Path) -> Path:
+    """The path an index records, absolute: a relative one is read against the index folder (older indexes
+    record absolute paths, read as they are)."""
+    path = Path(recorded)
+    return path if path.is_absolute() else Path(os.path.normpath(Path(os.path.abspath(index_dir)) / path))
+
+
+def missing_path_message(index_dir: Path, what: str, path: Path, fix: str) -> str:
+    """The one line for a path the index records that is not there (moved or deleted)."""
+    return f"{path}: {what} not found; the index {index_dir} records that path (moved or deleted?): {fix}"
 
 
 # ------------------------------------------------------------------------------------------------- read
@@ -541,13 +575,40 @@ def read_ids(index_dir: Path, count: int) -> list[str]:
 
 
 def read_tracks(index_dir: Path, count: int) -> pd.DataFrame:
+    """``tracks.parquet``, its audio paths absolute."""
     try:
         frame = pd.read_parquet(index_dir / "tracks.parquet")
     except (OSError, ValueError) as exc:
         raise InputError(f"{index_dir / 'tracks.parquet'}: unreadable ({exc})") from exc
     if len(frame) != count:
         raise InputError(f"{index_dir / 'tracks.parquet'}: {len(frame)} rows, {INDEX_FILE} says {count}")
+    frame["audio_path"] = [str(recorded_path(index_dir, p)) if p else "" for p in frame["audio_path"].fillna("")]
     return frame
+
+
+def read_failed(index_dir: Path) -> dict[str, str]:
+    """``track_id -> reason`` of the tracks the index build could not index (``failed.csv``; empty without)."""
+    path = index_dir / "failed.csv"
+    if not path.is_file():
+        return {}
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from exc
+    if not {"track_id", "reason"}.issubset(frame.columns):
+        return {}
+    return dict(zip(frame["track_id"], frame["reason"], strict=True))
+
+
+def load_model(index_dir: Path, description: dict[str, Any], device: str) -> Any:
+    """The model the index records (:func:`musicrep.inference.hub.load`), a missing folder said as such."""
+    from musicrep.inference.hub import load
+
+    path = recorded_path(index_dir, description["model"]["path"])
+    if not path.exists():
+        raise InputError(missing_path_message(index_dir, "model folder", path,
+                                              "give --model DIR (the same model), or build the index again"))
+    return load(path, device=device)
 
 
 def open_space(index_dir: Path, description: dict[str, Any], name: str) -> tuple[np.ndarray, VectorIndex]:
@@ -570,5 +631,5 @@ def other_model_message(index_dir: Path, description: dict[str, Any], encoder: A
     """The one line that refuses a model other than the index's."""
     built = description["model"]
     return (f"{encoder.path}: model_id {encoder.model_id[:12]}…, but the index {index_dir} was built with model_id "
-            f"{str(built['model_id'])[:12]}… ({built['path']}); its vectors are not comparable: query it with that "
-            "model, or build an index with this one (musicrep index)")
+            f"{str(built['model_id'])[:12]}… ({recorded_path(index_dir, built['path'])}); its vectors are not "
+            "comparable: query it with that model, or build an index with this one (musicrep index)")

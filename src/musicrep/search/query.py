@@ -29,14 +29,18 @@ from musicrep.data.manifest import normalize_name, tag_column
 from musicrep.errors import AudioError, InputError, UsageError
 from musicrep.search.index import (
     AUDIO,
+    load_model,
+    missing_path_message,
     open_space,
     other_model_message,
     read_description,
+    read_failed,
     read_ids,
     read_tracks,
+    recorded_path,
 )
 from musicrep.search.layout import PLACE_NEIGHBOURS, MapLayout
-from musicrep.search.spaces import QueryTerms, project_terms, tag_terms, text_terms, weighted_terms
+from musicrep.search.spaces import QueryTerms, project_terms, split_tags, tag_terms, text_terms, weighted_terms
 from musicrep.targets.analyzers import TextDocument
 
 logger = logging.getLogger(__name__)
@@ -139,6 +143,7 @@ class Searcher:
         self.device = device
         self.ids = read_ids(path, description["count"])
         self._row = {track_id: row for row, track_id in enumerate(self.ids)}
+        self._failed = read_failed(path)  # tracks of the collection the build could not index, and why
         tracks = read_tracks(path, description["count"])
         self._tagsets: list[str] = list(description["tagsets"])
         self._titles = tracks["title"].tolist()
@@ -325,7 +330,7 @@ class Searcher:
         hits = self._hits(scores, rows, lambda hit: {"shared_tags": list(dict.fromkeys(
             tag for tagset, values in self._tags(hit).items() for tag in values if f"{tagset}:{tag}" in query_terms)),
             "terms": []})
-        query = {"kind": "tags", "value": terms.known + terms.unknown, "space": name, "known": terms.known,
+        query = {"kind": "tags", "value": split_tags(tags), "space": name, "known": terms.known,
                  "unknown": terms.unknown}
         return SearchResult(query, hits, {"embed": projected - start, "search": searched - projected},
                             self._place(None, scores, rows))
@@ -372,6 +377,9 @@ class Searcher:
 
     def _row_of(self, track_id: str) -> int:
         row = self._row.get(track_id) if isinstance(track_id, str) else None
+        if row is None and isinstance(track_id, str) and track_id in self._failed:
+            raise UnknownTrackError(f"{track_id[:130]!r} is in the manifest but not indexed (its audio failed: "
+                                    f"{self._failed[track_id]})")
         if row is None:
             raise UnknownTrackError(f"unknown track {str(track_id)[:130]!r}: not in the index {self.path}")
         return row
@@ -415,9 +423,13 @@ class Searcher:
         with self._lock:
             if name not in self._target_spaces:
                 entry = self.description["spaces"][name]
-                space = load_space(entry["path"])
+                folder = recorded_path(self.path, entry["path"])
+                if not folder.is_dir():
+                    raise InputError(missing_path_message(self.path, f"{kind} space folder", folder,
+                                                          "build the index again (musicrep index)"))
+                space = load_space(folder)
                 if space.space_id != entry["space_id"]:
-                    raise InputError(f"{entry['path']}: space_id {space.space_id[:12]}…, the index {self.path} was "
+                    raise InputError(f"{folder}: space_id {space.space_id[:12]}…, the index {self.path} was "
                                      f"built with {str(entry['space_id'])[:12]}… (the space was rebuilt: build the "
                                      "index again)")
                 self._target_spaces[name] = space
@@ -433,11 +445,9 @@ class Searcher:
 
     def _model(self) -> Any:
         """The index's model (loaded on first use, its model_id checked)."""
-        from musicrep.inference.hub import load
-
         with self._lock:
             if self._encoder is None:
-                encoder = load(self.description["model"]["path"], device=self.device)
+                encoder = load_model(self.path, self.description, self.device)
                 if encoder.model_id != self.model_id:
                     raise UsageError(other_model_message(self.path, self.description, encoder))
                 self._encoder = encoder

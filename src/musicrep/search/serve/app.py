@@ -11,7 +11,8 @@ Routes (``/docs`` lists them with their parameters, from ``/openapi.json``)::
 
 A request's path or file name never reaches the filesystem: audio is streamed only for indexed tracks,
 looked up by id in the index; static assets come from a fixed table read at start. Errors are JSON
-``{"detail": "one line"}``: 404 unknown track, 413 upload over the limit, 422 bad query or not audio.
+``{"detail": "one line"}``: 404 unknown track, 413 upload over the limit, 422 bad query or not audio;
+they never show the server's paths (:func:`public_message`).
 Searching is CPU-bound, so it runs in the thread pool, with one model forward at a time.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import threading
 import time
 from importlib import resources
@@ -64,6 +67,10 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+
+ABSOLUTE_PATH = re.compile(r"(?<![^\s'\"(=])/[^\s'\"(),;:]*")
+"""An absolute path in an error message: a ``/`` that starts a word, up to a blank, quote or punctuation."""
+EXCLUDE_ARTIST_MESSAGE = ("exclude_artist goes with track_id or an audio file (a tag or text query has no artist)")
 
 ERROR_STATUS = ((UnknownTrackError, 404), (UploadTooLargeError, 413), (MusicrepError, 422))
 """Error kind -> HTTP status, first match wins (UnknownTrackError is an InputError)."""
@@ -125,7 +132,7 @@ def create_app(searcher: Searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     @app.exception_handler(MusicrepError)
     async def musicrep_error(request: Request, exc: MusicrepError) -> JSONResponse:
         status = next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": public_message(str(exc), searcher.path)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -184,6 +191,8 @@ def create_app(searcher: Searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         query = _parse_query(await _read_json(request))
         check_k(query.k)
         kind, value = _query_kind(query)
+        if query.exclude_artist and kind != "track_id":
+            raise UsageError(EXCLUDE_ARTIST_MESSAGE)
         options = {"exclude_artist": query.exclude_artist} if kind == "track_id" else {}
         result = await run_in_threadpool(queries[kind], value, k=query.k, **options)
         return result.to_dict()
@@ -237,6 +246,14 @@ def create_app(searcher: Searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         return Response(map_cache["body"], media_type="application/json")
 
     return app
+
+
+def public_message(message: str, index_dir: str | Path) -> str:
+    """An error message fit for a client: the index folder's path left out, any other absolute path cut to
+    its last part (the CLI shows them; a server does not tell where its files are)."""
+    for form in dict.fromkeys((os.path.abspath(index_dir), str(Path(index_dir).resolve()))):
+        message = message.replace(f" {form}", "").replace(form, "the index")
+    return ABSOLUTE_PATH.sub(lambda match: Path(match.group()).name or "/", message)
 
 
 def _read_assets() -> dict[str, bytes]:
