@@ -239,6 +239,29 @@ def test_explicit_embeddings_rotation_invariance_and_compare(evaluated, trained_
     assert all(line in compared.stdout for line in table.splitlines() if line.startswith("| "))
     single = run_cli("evaluate", "--compare", out, "--out", tmp_path / "one.md", "--no-artist-filter")
     assert single.exit_code == 0 and "unfiltered" in (tmp_path / "one.md").read_text()
+    assert "note:" not in compared.stdout  # the same partitions: comparable
+
+    # the same report twice (as a run and as its report folder) is shown once, named by its run
+    twice = run_cli("evaluate", "--compare", trained_run, trained_run / "report", "--out", tmp_path / "twice.md")
+    assert twice.exit_code == 0 and f"the same report as {trained_run}, shown once" in twice.stdout
+    assert sum(line.startswith(f"| {trained_run.name} ") and "| model " in line
+               for line in twice.stdout.splitlines()) == 1
+    # another test split is said to be less comparable
+    other = tmp_path / "other-parts"
+    other.mkdir()
+    test_ids = pd.read_csv(trained_run / "partitions" / "test.csv", dtype=str)
+    shutil.copy(trained_run / "partitions" / "train.csv", other / "train.csv")
+    val_ids = pd.read_csv(trained_run / "partitions" / "val.csv", dtype=str)
+    pd.concat([val_ids, test_ids.iloc[-1:]]).to_csv(other / "val.csv", index=False)  # one test track moves to val
+    test_ids.iloc[:-1].to_csv(other / "test.csv", index=False)
+    fewer = tmp_path / "fewer"
+    assert run_cli("evaluate", "--embeddings", f"rotated={mine}", "--manifest", trained_run / "manifest.parquet",
+                   "--partitions", other, "--out", fewer, "--no-probes", "--no-plots").exit_code == 0
+    mixed = run_cli("evaluate", "--compare", trained_run, fewer, "--out", tmp_path / "mixed.md")
+    assert mixed.exit_code == 0 and "evaluated on different test splits" in mixed.stdout
+    assert "evaluated on different test splits" in (tmp_path / "mixed.md").read_text()
+    missing = run_cli("evaluate", "--compare", tmp_path / "nowhere")
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nowhere'}: does not exist"
 
 
 @pytest.mark.slow

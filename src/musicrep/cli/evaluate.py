@@ -93,6 +93,8 @@ def _compare(runs: list[Path], out: Path | None, unfiltered: bool) -> int:
     result = compare(runs, out=out, rule="unfiltered" if unfiltered else None)
     for line in markdown_table(result.header, result.rows):
         print_line(line)
+    for note in result.notes:
+        print_line(f"note: {note}")
     print_line(f"written to {result.path}")
     return EXIT_OK
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +417,8 @@ class Comparison:
     rows: list[list[str]]
     markdown: str
     path: Path | None
+    notes: list[str] = field(default_factory=list)
+    """What makes rows of different runs less comparable (different test splits), and runs given twice."""
 
 
 def read_metrics(path: str | Path) -> dict[str, Any]:
@@ -428,6 +430,8 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
         No metrics.json there (says to run ``musicrep evaluate`` first), or not one evaluate wrote.
     """
     given = Path(path)
+    if not given.exists():
+        raise InputError(f"{given}: does not exist")
     for candidate in (given, given / METRICS_FILE, given / "report" / METRICS_FILE):
         if candidate.is_file():
             break
@@ -463,9 +467,20 @@ def compare(runs: Sequence[str | Path], *, out: str | Path | None = None, rule: 
         raise UsageError("--compare needs the runs to compare: musicrep evaluate --compare RUN1 RUN2 ...")
     if rule is not None and rule not in ("artist_filtered", "unfiltered"):
         raise UsageError(f"rule must be artist_filtered or unfiltered (got {rule!r})")
-    loaded = [(Path(r), read_metrics(r)) for r in runs]
-    names = [p.name or str(p) for p, _ in loaded]
+    notes: list[str] = []
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    seen: dict[Path, Path] = {}
+    for given in map(Path, runs):
+        metrics = read_metrics(given)
+        key = _metrics_file(given).resolve()
+        if key in seen:
+            notes.append(f"{given}: the same report as {seen[key]}, shown once")
+            continue
+        seen[key] = given
+        loaded.append((given, metrics))
+    names = [_run_name(p) for p, _ in loaded]
     names = [str(p) if names.count(n) > 1 else n for (p, _), n in zip(loaded, names, strict=True)]
+    notes += _split_notes(names, [m for _, m in loaded])
     common_ks = set.intersection(*(set(m["settings"]["ks"]) for _, m in loaded))
     k = 10 if 10 in common_ks else (max(common_ks) if common_ks else None)
     if k is None:
@@ -485,11 +500,45 @@ def compare(runs: Sequence[str | Path], *, out: str | Path | None = None, rule: 
         f"Test splits' metrics at k = {k}, {', '.join(r.replace('_', '-') for r in sorted(rules))}.", "",
         *markdown_table(header, rows), "",
         *[f"- {name}: {path}" for name, (path, _) in zip(names, loaded, strict=True)],
+        *([""] + [f"Note: {note}" for note in notes] if notes else []),
     ]) + "\n"
     target = _compare_path(out)
     with atomic_path(target) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
-    return Comparison(header=header, rows=rows, markdown=markdown, path=target)
+    return Comparison(header=header, rows=rows, markdown=markdown, path=target, notes=notes)
+
+
+def _metrics_file(given: Path) -> Path:
+    for candidate in (given, given / METRICS_FILE, given / "report" / METRICS_FILE):
+        if candidate.is_file():
+            return candidate
+    return given
+
+
+def _run_name(given: Path) -> str:
+    """The run's folder name, also when a report folder or its metrics.json is given."""
+    path = given.resolve()
+    if path.name == METRICS_FILE:
+        path = path.parent
+    if path.name == "report" and (path / METRICS_FILE).is_file():
+        path = path.parent
+    return path.name or str(given)
+
+
+def _split_notes(names: list[str], metrics: list[dict[str, Any]]) -> list[str]:
+    """Runs evaluated on other test splits (another partition file or another number of tracks)."""
+    def split_of(m: dict[str, Any]) -> tuple[Any, Any]:
+        partitions = m.get("inputs", {}).get("partitions")
+        return (str(Path(partitions).resolve()) if partitions else None,
+                m.get("splits", {}).get("test", {}).get("tracks"))
+
+    splits = [split_of(m) for m in metrics]
+    if len(set(splits)) <= 1:
+        return []
+    described = ", ".join(f"{name}: {tracks} test tracks ({parts})" for name, (parts, tracks) in
+                          zip(names, splits, strict=True))
+    return [f"the runs were evaluated on different test splits, so their rows are not directly comparable "
+            f"({described})"]
 
 
 def _compare_path(out: str | Path | None) -> Path:

@@ -43,6 +43,7 @@ from musicrep.search.index import (
     read_description,
     read_ids,
     read_tracks,
+    recorded_path,
     save_vector_index,
     stored_path,
     write_tracks,
@@ -115,8 +116,9 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
     for folder in folders:
         vectors, folder_ids, _ = read_embeddings(folder)
         if audio:
-            rows, assigned_here, refused = _audio_ids(folder_ids.tolist(), audio, dict(zip(ids, tracks.audio_path,
-                                                                                           strict=True)))
+            indexed_audio = {t: recorded_path(index_dir, p, description.get("location")) if p else None
+                             for t, p in zip(ids, tracks.audio_path.fillna(""), strict=True)}
+            rows, assigned_here, refused = _audio_ids(folder_ids.tolist(), audio, indexed_audio)
             failed.extend(refused)
             assigned.update(assigned_here)
             # the folder's ids become the index's, so that a later build reusing it reads the same ids
@@ -138,7 +140,8 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
                            failed=failed, skipped=skipped, description=description)
     raw = np.stack(new_raw)
     audio_vectors = unit_rows(raw)
-    new_tracks = _added_tracks(new_ids, tracks, collection, audio_files=assigned, description=description)
+    new_tracks = _added_tracks(new_ids, tracks, collection, audio_files=assigned, index_dir=index_dir,
+                               description=description)
     new_tracks[["x", "y"]] = _place(index_dir, description, tracks, audio_vectors)
     for name, entry in description["spaces"].items():
         if name == AUDIO:
@@ -160,7 +163,7 @@ def add_to_index(index_dir: str | Path, *, model: str | Path | None = None, embe
                        assigned=[(str(assigned[t]), t) for t in new_ids if t in assigned])
 
 
-def _audio_ids(embedded: Sequence[str], audio: Sequence[str | Path], indexed_audio: dict[str, str]
+def _audio_ids(embedded: Sequence[str], audio: Sequence[str | Path], indexed_audio: dict[str, Path | None]
                ) -> tuple[list[str], dict[str, Path], list[tuple[str, str]]]:
     """The index ids of the rows of an ``--audio`` embeddings folder.
 
@@ -175,7 +178,7 @@ def _audio_ids(embedded: Sequence[str], audio: Sequence[str | Path], indexed_aud
     audio : list of path-like
         The files given.
     indexed_audio : dict
-        Indexed track id -> its absolute audio path (``""``: none).
+        Indexed track id -> its audio file (None: none).
 
     Returns
     -------
@@ -213,8 +216,8 @@ def _with_digest(track_id: str, file: Path) -> str:
     return f"{track_id[:100]}-{hashlib.sha1(str(Path(file).absolute()).encode('utf-8')).hexdigest()[:10]}"
 
 
-def _same_file(recorded: str, file: Path) -> bool:
-    if not recorded:
+def _same_file(recorded: Path | None, file: Path) -> bool:
+    if recorded is None:
         return False
     try:
         return os.path.samefile(recorded, file)
@@ -223,7 +226,7 @@ def _same_file(recorded: str, file: Path) -> bool:
 
 
 def _added_tracks(ids: Sequence[str], tracks: pd.DataFrame, collection: Manifest | None, *,
-                  audio_files: dict[str, Path], description: dict[str, Any]) -> pd.DataFrame:
+                  audio_files: dict[str, Path], index_dir: Path, description: dict[str, Any]) -> pd.DataFrame:
     """Rows of ``tracks.parquet`` for new tracks: from the manifest when it lists them, else from the audio
     files (``audio_files``: id -> file; title = file name, no tags)."""
     known = collection.frame.set_index("track_id") if collection is not None else None
@@ -236,10 +239,11 @@ def _added_tracks(ids: Sequence[str], tracks: pd.DataFrame, collection: Manifest
             listed = known.loc[track_id]
             row.update({c: "" if pd.isna(listed[c]) else str(listed[c]) for c in row if c in listed and
                         not c.startswith("tags_")})
-            row["audio_path"] = str(collection.audio_file(listed["audio_path"])) if listed["audio_path"] else ""
+            row["audio_path"] = (stored_path(collection.audio_file(listed["audio_path"]), index_dir)
+                                 if listed["audio_path"] else "")
             row.update({c: [str(t) for t in listed[c]] for c in row if c.startswith("tags_") and c in listed})
         elif track_id in files:
-            row["title"], row["audio_path"] = Path(files[track_id]).stem, os.path.abspath(files[track_id])
+            row["title"], row["audio_path"] = Path(files[track_id]).stem, stored_path(files[track_id], index_dir)
         rows.append({"track_id": track_id, **row})
     return pd.DataFrame(rows, columns=[c for c in tracks.columns if c not in ("x", "y")]).assign(x=0.0, y=0.0)
 

@@ -27,8 +27,10 @@ space, through the model's projection head for that space when it has one.
 
 Paths the index records (model, spaces, sources, audio files) are relative to the
 index folder when they lie in the folder that holds it (the run), so that a run
-moved as a whole keeps working; others are absolute (:func:`stored_path`,
-:func:`recorded_path`).
+moved as a whole keeps working; others are absolute (:func:`stored_path`). A
+relative path is read against the index folder, else against where the index
+was built (``index.json`` ``location``), so that an index copied alone works too
+(:func:`recorded_path`).
 """
 
 from __future__ import annotations
@@ -189,10 +191,11 @@ def build_index(out_dir: str | Path | None = None, *, model: str | Path | None =
     xy, layout = layout_map(audio, method=map_method, seed=seed)
     layout.save(out / "map.npz")
     write_csv(pd.DataFrame({"row": np.arange(len(ids)), "track_id": ids}), out / "ids.csv")
-    write_tracks(out, tracks_frame(collection, ids, xy))
+    write_tracks(out, tracks_frame(collection, ids, xy, out))
     write_csv(pd.DataFrame(failed, columns=["track_id", "reason"]), out / "failed.csv")
     description = {
         "format_version": FORMAT_VERSION, "musicrep_version": __version__, "count": len(ids),
+        "location": os.path.abspath(out),
         "model": {"model_id": encoder.model_id, "path": stored_path(encoder.path, out),
                   "embedding_dim": encoder.embedding_dim},
         "tagsets": list(collection.tagsets),
@@ -494,14 +497,15 @@ def save_vector_index(out: Path, name: str, index: VectorIndex) -> dict[str, Any
     return {"kind": index.kind, "params": index.params(), "file": file}
 
 
-def tracks_frame(collection: Manifest, ids: Sequence[str], xy: np.ndarray) -> pd.DataFrame:
-    """What hits show, per indexed track, from the manifest (absolute audio paths; :func:`write_tracks` stores
-    them as the index records paths)."""
+def tracks_frame(collection: Manifest, ids: Sequence[str], xy: np.ndarray, out: Path) -> pd.DataFrame:
+    """What hits show, per indexed track, from the manifest (audio paths as the index ``out`` records them:
+    :func:`stored_path`)."""
     rows = collection.frame.set_index("track_id").loc[list(ids)]
     frame = pd.DataFrame({"track_id": list(ids)})
     for column in ("title", "artist", "album", "text", "language"):
         frame[column] = rows[column].fillna("").astype(str).to_numpy()
-    frame["audio_path"] = [str(collection.audio_file(p)) if p else "" for p in rows["audio_path"].fillna("")]
+    frame["audio_path"] = [stored_path(collection.audio_file(p), out) if p else ""
+                           for p in rows["audio_path"].fillna("")]
     frame["x"], frame["y"] = xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32)
     for tagset in collection.tagsets:
         frame[tag_column(tagset)] = [list(map(str, tags)) for tags in rows[tag_column(tagset)]]
@@ -509,10 +513,8 @@ def tracks_frame(collection: Manifest, ids: Sequence[str], xy: np.ndarray) -> pd
 
 
 def write_tracks(out: Path, frame: pd.DataFrame) -> None:
-    """Write ``tracks.parquet``, its audio paths as :func:`stored_path` records them."""
-    stored = frame.assign(audio_path=[stored_path(p, out) if p else "" for p in frame["audio_path"]])
     with atomic_path(out / "tracks.parquet") as tmp:
-        stored.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False)
 
 
 def stored_path(path: str | Path, index_dir: str | Path) -> str:
@@ -525,11 +527,20 @@ def stored_path(path: str | Path, index_dir: str | Path) -> str:
     return str(absolute)
 
 
-def recorded_path(index_dir: str | Path, recorded: str | Path) -> Path:
-    """The path an index records, absolute: a relative one is read against the index folder (older indexes
-    record absolute paths, read as they are)."""
+def recorded_path(index_dir: str | Path, recorded: str | Path, origin: str | None = None) -> Path:
+    """The path an index records, absolute (older indexes record absolute paths, read as they are).
+
+    A relative path is read against the index folder (a run moved as a whole); when nothing is there, against
+    ``origin``, where the index was built (an index copied alone). Neither there: the first.
+    """
     path = Path(recorded)
-    return path if path.is_absolute() else Path(os.path.normpath(Path(os.path.abspath(index_dir)) / path))
+    if path.is_absolute():
+        return path
+    here = Path(os.path.normpath(Path(os.path.abspath(index_dir)) / path))
+    if origin is None or here.exists():
+        return here
+    there = Path(os.path.normpath(Path(origin) / path))
+    return there if there.exists() else here
 
 
 def missing_path_message(index_dir: Path, what: str, path: Path, fix: str) -> str:
@@ -575,14 +586,13 @@ def read_ids(index_dir: Path, count: int) -> list[str]:
 
 
 def read_tracks(index_dir: Path, count: int) -> pd.DataFrame:
-    """``tracks.parquet``, its audio paths absolute."""
+    """``tracks.parquet`` (audio paths as recorded: :func:`recorded_path` reads them)."""
     try:
         frame = pd.read_parquet(index_dir / "tracks.parquet")
     except (OSError, ValueError) as exc:
         raise InputError(f"{index_dir / 'tracks.parquet'}: unreadable ({exc})") from exc
     if len(frame) != count:
         raise InputError(f"{index_dir / 'tracks.parquet'}: {len(frame)} rows, {INDEX_FILE} says {count}")
-    frame["audio_path"] = [str(recorded_path(index_dir, p)) if p else "" for p in frame["audio_path"].fillna("")]
     return frame
 
 
@@ -604,7 +614,7 @@ def load_model(index_dir: Path, description: dict[str, Any], device: str) -> Any
     """The model the index records (:func:`musicrep.inference.hub.load`), a missing folder said as such."""
     from musicrep.inference.hub import load
 
-    path = recorded_path(index_dir, description["model"]["path"])
+    path = recorded_path(index_dir, description["model"]["path"], description.get("location"))
     if not path.exists():
         raise InputError(missing_path_message(index_dir, "model folder", path,
                                               "give --model DIR (the same model), or build the index again"))
@@ -630,6 +640,7 @@ def open_space(index_dir: Path, description: dict[str, Any], name: str) -> tuple
 def other_model_message(index_dir: Path, description: dict[str, Any], encoder: Any) -> str:
     """The one line that refuses a model other than the index's."""
     built = description["model"]
+    where = recorded_path(index_dir, built["path"], description.get("location"))
     return (f"{encoder.path}: model_id {encoder.model_id[:12]}…, but the index {index_dir} was built with model_id "
-            f"{str(built['model_id'])[:12]}… ({recorded_path(index_dir, built['path'])}); its vectors are not "
+            f"{str(built['model_id'])[:12]}… ({where}); its vectors are not "
             "comparable: query it with that model, or build an index with this one (musicrep index)")

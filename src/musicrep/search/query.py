@@ -150,7 +150,7 @@ class Searcher:
         self._artists = tracks["artist"].tolist()
         self._albums = tracks["album"].tolist()
         self._texts = list(zip(tracks["text"].tolist(), tracks["language"].tolist(), strict=True))
-        self._audio_paths = tracks["audio_path"].tolist()
+        self._audio_paths = tracks["audio_path"].fillna("").tolist()  # as recorded: read by audio_path()
         # per tagset one column of tag lists; a hit's dict is made when it is shown (a million dicts would not be)
         self._tag_columns = {t: tracks[tag_column(t)].to_numpy() for t in self._tagsets if tag_column(t) in tracks}
         self._xy = tracks[["x", "y"]].to_numpy(dtype=np.float32)
@@ -212,7 +212,7 @@ class Searcher:
         return {"track_id": track_id, "title": self._titles[row], "artist": self._artists[row],
                 "album": self._albums[row], "tags": self._tags(row),
                 "xy": [float(self._xy[row, 0]), float(self._xy[row, 1])],
-                "has_audio": bool(self._audio_paths[row]) and Path(self._audio_paths[row]).is_file()}
+                "has_audio": bool(self._audio_paths[row]) and self.audio_path(track_id).is_file()}
 
     def audio_path(self, track_id: str) -> Path:
         """The audio file of an indexed track (only ids of the index lead to a file).
@@ -225,7 +225,7 @@ class Searcher:
         row = self._row_of(track_id)
         if not self._audio_paths[row]:
             raise UnknownTrackError(f"track {track_id!r} has no audio file in the index {self.path}")
-        return Path(self._audio_paths[row])
+        return recorded_path(self.path, self._audio_paths[row], self.description.get("location"))
 
     def map_points(self) -> tuple[list[str], np.ndarray]:
         """Indexed ids and their map points ``(n, 2)`` float32."""
@@ -423,7 +423,7 @@ class Searcher:
         with self._lock:
             if name not in self._target_spaces:
                 entry = self.description["spaces"][name]
-                folder = recorded_path(self.path, entry["path"])
+                folder = recorded_path(self.path, entry["path"], self.description.get("location"))
                 if not folder.is_dir():
                     raise InputError(missing_path_message(self.path, f"{kind} space folder", folder,
                                                           "build the index again (musicrep index)"))
