@@ -298,3 +298,19 @@ def test_cli_refusals_are_one_line(trained, trained_run, tmp_path):
     assert result.stderr.strip() == (f"error: {bare}: no train vectors of this model: {bare / 'embeddings' / 'train'} "
                                      f"holds none and there is no feature store {bare / 'features' / 'train'} to "
                                      "embed")
+
+
+def test_a_tagset_at_chance_is_flagged():
+    from musicrep.evaluation.classify import TagsetReport
+
+    def report(val_metric: str, probe_val: float, labels: int, head_val: float | None = None) -> TagsetReport:
+        return TagsetReport(tagset="themes", kind="multi-label", labels=[f"l{i}" for i in range(labels)],
+                            kept="head" if head_val is not None else "probe", model="logistic",
+                            val_metric=val_metric, probe_val=probe_val, head="t" if head_val else None,
+                            head_val=head_val, head_note="", test={}, unscorable=[], default_thresholds=[])
+
+    assert report("roc_auc", 0.506, 6).near_chance  # the demo's themes
+    assert not report("roc_auc", 0.809, 8).near_chance  # the demo's moods
+    assert report("roc_auc", 0.55, 8, head_val=0.58).near_chance and report("roc_auc", 0.55, 8, 0.58).kept_val == 0.58
+    assert report("macro_f1", 0.2, 6).near_chance and not report("macro_f1", 0.85, 6).near_chance  # chance 1/6
+    assert report("roc_auc", float("nan"), 3).near_chance  # nothing scorable on val: no evidence it works

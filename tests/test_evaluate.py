@@ -457,3 +457,16 @@ def test_help_explains(tmp_path):
     for words in ("--compare", "--embeddings", "--no-artist-filter", "--baselines", "handcrafted", "oracle",
                   "report.md", "t-SNE"):
         assert words in result.stdout, words
+
+
+def test_a_rerun_leaves_no_figure_its_report_does_not_describe(plain_run, tmp_path):
+    out = tmp_path / "report"
+    first = run_cli("evaluate", "--run", plain_run, "--out", out, "--probe-tagsets", "genres", "--baselines", "none")
+    assert first.exit_code == 0, first.stderr
+    drawn = {p.name for p in out.glob("*.png")}
+    assert {"precision_at_k.png", "per_label_genres.png"} <= drawn
+    (out / "mine.png").write_bytes(b"not ours")  # a file of the user's: kept
+    again = run_cli("evaluate", "--run", plain_run, "--out", out, *QUICK)
+    assert again.exit_code == 0, again.stderr
+    assert {p.name for p in out.glob("*.png")} == {"mine.png"}
+    assert json.loads((out / "metrics.json").read_text())["report"]["figures"] == {}

@@ -49,6 +49,9 @@ def train_classifier_command(
         test = ", ".join(f"{k} {v:.3f}" for k, v in r.test.items())
         print_line(f"{r.tagset} ({r.kind}, {len(r.labels)} labels): kept {r.kept} {r.model} "
                    f"(val {r.val_metric}: probe {r.probe_val:.3f}{head}); test {test}")
+        if r.near_chance:
+            err.print(f"warning: {r.tagset}: val {r.val_metric} {r.kept_val:.3f} is near chance ({r.chance:.3f}): "
+                      "these embeddings barely tell its labels apart; do not trust its scores", markup=False)
         if r.unscorable:
             print_line(f"  {len(r.unscorable)} label(s) not scored on test:")
             for label, reason in r.unscorable[:SHOWN_PROBLEMS]:

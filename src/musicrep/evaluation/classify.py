@@ -81,6 +81,23 @@ class TagsetReport:
     default_thresholds: list[str]
     """Labels whose threshold validation could not choose."""
 
+    @property
+    def kept_val(self) -> float:
+        """The validation score of what was kept."""
+        return float(self.head_val if self.kept == "head" and self.head_val is not None else self.probe_val)
+
+    @property
+    def chance(self) -> float:
+        """What guessing scores on the validation metric: ROC-AUC 0.5, macro-F1 about one over the labels."""
+        return 0.5 if self.val_metric == "roc_auc" else 1.0 / max(len(self.labels), 1)
+
+    @property
+    def near_chance(self) -> bool:
+        """The kept classifier barely beats guessing on val (ROC-AUC below 0.6, macro-F1 below 1.5x chance): its
+        labels are hardly readable from these embeddings, and its scores should not be trusted."""
+        margin = self.chance + 0.1 if self.val_metric == "roc_auc" else 1.5 * self.chance
+        return not self.kept_val >= margin  # NaN (nothing scorable on val) counts as near chance
+
 
 @dataclass
 class ClassifierReport:

@@ -75,6 +75,7 @@ def write_report(metrics: dict[str, Any], out_dir: str | Path, *, logs: Path | N
     if plots:
         figures.update(_figures(metrics, out, logs=logs, map_vectors=map_vectors, map_labels=map_labels,
                                 map_method=map_method, seed=seed))
+    _remove_stale_figures(out, keep=set(figures.values()))
     metrics = {**metrics, "report": {"dir": str(out), "files": [METRICS_FILE, REPORT_FILE, *figures.values()],
                                      "figures": figures, "map_method": map_method if "map" in figures else None}}
     with atomic_path(out / REPORT_FILE) as tmp:
@@ -82,6 +83,18 @@ def write_report(metrics: dict[str, Any], out_dir: str | Path, *, logs: Path | N
     with atomic_path(out / METRICS_FILE) as tmp:  # not write_json: its sorted keys would lose the table's order
         tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return metrics
+
+
+FIGURE_PATTERNS = ("precision_at_k.png", "per_label_*.png", "map_tsne.png", "training_curves.png")
+"""The figures a report writes: those of an earlier report in the same folder that this one did not draw
+are removed, so the folder never shows a figure that report.md and metrics.json do not describe."""
+
+
+def _remove_stale_figures(out: Path, keep: set[str]) -> None:
+    for pattern in FIGURE_PATTERNS:
+        for path in out.glob(pattern):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
 
 
 def headline(metrics: dict[str, Any]) -> tuple[str, int]:
@@ -141,8 +154,10 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         *markdown_table(*main_table(metrics)), "",
         f"- P@{k} / MAP@{k}: relevant = shares a label of the tagset. nDCG: graded by cosine similarity in the joint "
         "tag space (nDCG_text: in the text space; tracks without a text are relevant to nothing there).",
+        "- A query with fewer candidates than k retrieves them all: its precision is the relevant share of what it "
+        "retrieved (not of k). A query without any relevant candidate is skipped (counted), never scored 0.",
         "- Probes: ROC-AUC is macro over the labels with a positive and a negative in test (multi-label tagsets); "
-        "accuracy for single-label tagsets (macro-F1 in the details).",
+        "accuracy for single-label tagsets (macro-F1 and one-vs-rest ROC-AUC in the details).",
         "- Baselines: " + "; ".join(f"**{name}**: {m['description']}" for name, m in metrics["methods"].items()
                                     if m["kind"] == "baseline") + ".",
     ]
