@@ -245,6 +245,13 @@ def tracks_from_manifest(manifest: str | Path, tidfile: str | Path | None = None
     return tracks, failed
 
 
+def disambiguated_id(track_id: str, file: str | Path) -> str:
+    """``track_id`` made distinct by a digest of the file's absolute path: the id of a second file whose name is
+    taken (albums full of ``01.flac``); the same file always gets the same id, and the id stays a safe one."""
+    digest = hashlib.sha1(str(Path(file).absolute()).encode("utf-8")).hexdigest()[:10]
+    return f"{track_id[:100]}-{digest}"
+
+
 def tracks_from_audio(files: Sequence[str | Path]) -> list[tuple[str, Path]]:
     """``(track_id, path)`` of audio files: the safe id of each file's name without its extension.
 
@@ -256,8 +263,7 @@ def tracks_from_audio(files: Sequence[str | Path]) -> list[tuple[str, Path]]:
     for file in map(Path, files):
         track_id = safe_track_id(file.stem or file.name)
         if track_id in owner and owner[track_id] != file:
-            digest = hashlib.sha1(str(file.absolute()).encode("utf-8")).hexdigest()[:10]
-            track_id = f"{track_id[:100]}-{digest}"
+            track_id = disambiguated_id(track_id, file)
         if track_id in owner:
             continue  # the same file again
         owner[track_id] = file

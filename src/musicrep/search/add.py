@@ -15,7 +15,6 @@ added again is refused as already indexed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -189,13 +188,13 @@ def _audio_ids(embedded: Sequence[str], audio: Sequence[str | Path], indexed_aud
     refused : list[tuple[str, str]]
         ``(track_id, reason)`` of the files not added.
     """
-    from musicrep.inference.embed import tracks_from_audio
+    from musicrep.inference.embed import disambiguated_id, tracks_from_audio
 
     files = dict(tracks_from_audio(audio))
     rows, assigned, refused = [], {}, []
     for track_id in embedded:
         file = files[track_id]
-        for candidate in (track_id, _with_digest(track_id, file)):
+        for candidate in (track_id, disambiguated_id(track_id, file)):
             if candidate in indexed_audio and _same_file(indexed_audio[candidate], file):
                 refused.append((track_id, f"{file}: already indexed (track id {candidate!r})"))
                 rows.append(candidate)
@@ -205,15 +204,12 @@ def _audio_ids(embedded: Sequence[str], audio: Sequence[str | Path], indexed_aud
                 rows.append(candidate)
                 break
         else:
-            refused.append((track_id, f"{file}: track ids {track_id!r} and {_with_digest(track_id, file)!r} are "
+            refused.append((track_id, f"{file}: track ids {track_id!r} and {disambiguated_id(track_id, file)!r} are "
                                       "taken by other indexed tracks (rename the file)"))
             rows.append(track_id)
     return rows, assigned, refused
 
 
-def _with_digest(track_id: str, file: Path) -> str:
-    """``track_id`` made distinct by a digest of the file's absolute path (the rule of ``tracks_from_audio``)."""
-    return f"{track_id[:100]}-{hashlib.sha1(str(Path(file).absolute()).encode('utf-8')).hexdigest()[:10]}"
 
 
 def _same_file(recorded: Path | None, file: Path) -> bool:
